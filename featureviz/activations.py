@@ -1,0 +1,21 @@
+"""Per-channel mean activations of one layer for an image, as the article's plots."""
+import torch
+
+from .hooks import LayerOutput
+from .image import normalize
+from .network import truncated
+
+
+@torch.no_grad()
+def channel_means(features, layer: int, images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, S, S) images in [0, 1] -> (N, C) mean activation of each channel of `features[layer]`."""
+    device = next(features.parameters()).device
+    with LayerOutput(features[layer]) as capture:
+        truncated(features, layer)(normalize(images.to(device)))
+        return capture.output.mean(dim=(2, 3)).float().cpu()
+
+
+def top_channels(means: torch.Tensor, k: int = 10):
+    """The k channels with the highest mean, highest first."""
+    values, indices = means.topk(min(k, means.numel()))
+    return [{"channel": int(i), "mean": float(v)} for v, i in zip(values, indices)]

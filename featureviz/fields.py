@@ -1,0 +1,97 @@
+"""Request validation: typed fields with defaults and limits, and clear errors that name them.
+
+Values come as JSON (typed) or as text/bytes (multipart form fields, gRPC input map).
+"""
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+class BadRequest(ValueError):
+    """A request that breaks the contract: answered with `status` and a JSON body naming `field`."""
+
+    def __init__(self, field: str, message: str, status: int = 400):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.status = status
+
+    def body(self) -> dict:
+        return {"code": self.status, "type": "BadRequest", "field": self.field,
+                "message": f"{self.field}: {self.message}"}
+
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: type  # int or float
+    default: Any = REQUIRED
+    low: float | None = None
+    high: float | None = None
+    nullable: bool = False
+    low_exclusive: bool = False
+
+    def accepted(self) -> str:
+        kind = "an integer" if self.kind is int else "a number"
+        low = "" if self.low is None else (f"> {self.low}" if self.low_exclusive else f">= {self.low}")
+        high = "" if self.high is None else f"<= {self.high}"
+        bounds = " and ".join(b for b in (low, high) if b)
+        return kind + (f" {bounds}" if bounds else "") + (" or null" if self.nullable else "")
+
+    def parse(self, raw):
+        if isinstance(raw, (bytes, bytearray)):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest(self.name, f"not UTF-8 text; expected {self.accepted()}") from None
+        if isinstance(raw, str):
+            raw = raw.strip()
+            if self.nullable and raw.lower() in ("null", "none", ""):
+                return None
+            raw = self._from_text(raw)
+        if raw is None:
+            if self.nullable:
+                return None
+            raise BadRequest(self.name, f"null is not accepted; expected {self.accepted()}")
+        value = self._typed(raw)
+        too_low = self.low is not None and (value <= self.low if self.low_exclusive else value < self.low)
+        if too_low or (self.high is not None and value > self.high):
+            raise BadRequest(self.name, f"{value!r} is out of range; expected {self.accepted()}")
+        return value
+
+    def _from_text(self, text):
+        try:
+            return int(text) if self.kind is int else float(text)
+        except ValueError:
+            raise BadRequest(self.name, f"{text[:40]!r} is not {self.accepted()}") from None
+
+    def _typed(self, raw):
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            raise BadRequest(self.name, f"{str(raw)[:40]!r} is not {self.accepted()}")
+        if self.kind is int:
+            if isinstance(raw, float):
+                raise BadRequest(self.name, f"{raw!r} is not {self.accepted()}")
+            return raw
+        if not math.isfinite(raw):
+            raise BadRequest(self.name, f"{raw!r} is not {self.accepted()}")
+        return float(raw)
+
+
+def parse_fields(fields: dict, specs: list[Field], ignore=()) -> dict:
+    """Validate a request's fields against `specs`; unknown fields are refused."""
+    known = {spec.name for spec in specs}
+    unknown = sorted(set(fields) - known - set(ignore))
+    if unknown:
+        raise BadRequest(unknown[0], f"unknown field; accepted fields: {', '.join(sorted(known))}")
+    values = {}
+    for spec in specs:
+        if spec.name in fields:
+            values[spec.name] = spec.parse(fields[spec.name])
+        elif spec.default is REQUIRED:
+            raise BadRequest(spec.name, f"required; expected {spec.accepted()}")
+        else:
+            values[spec.name] = spec.default
+    return values

@@ -1,0 +1,46 @@
+"""The network: torchvision's vgg16_bn, indexed as the article counts `vgg16_bn().features`."""
+import torch
+from torch import nn
+from torchvision.models import vgg16_bn
+
+LAYER_COUNT = 44  # features[0] .. features[43]
+
+
+def build_model(state_dict, device="cpu"):
+    """A frozen vgg16_bn in eval mode on `device`, from a torchvision state_dict."""
+    model = vgg16_bn(weights=None)
+    model.load_state_dict(state_dict)
+    model.eval().requires_grad_(False)
+    return model.to(device)
+
+
+def truncated(features: nn.Sequential, layer: int) -> nn.Sequential:
+    """The modules up to and including `layer`: later ones cannot change that layer's output."""
+    return features[: layer + 1]
+
+
+def output_channels(features: nn.Sequential, layer: int) -> int:
+    """Channels of `features[layer]`'s output."""
+    for module in reversed(list(features)[: layer + 1]):
+        if isinstance(module, nn.Conv2d):
+            return module.out_channels
+    raise ValueError(f"no convolution at or before layer {layer}")
+
+
+def output_side(features: nn.Sequential, layer: int, side: int) -> int:
+    """Spatial side of `features[layer]`'s output for a square input of `side` pixels."""
+    for module in list(features)[: layer + 1]:
+        if isinstance(module, nn.MaxPool2d):
+            side = (side - module.kernel_size) // module.stride + 1
+        elif isinstance(module, nn.Conv2d):
+            k, p, s = module.kernel_size[0], module.padding[0], module.stride[0]
+            side = (side + 2 * p - k) // s + 1
+    return side
+
+
+def min_input_side(features: nn.Sequential, layer: int) -> int:
+    """The smallest square input for which `features[layer]` has at least one pixel."""
+    side = 1
+    while output_side(features, layer, side) < 1:
+        side += 1
+    return side

@@ -1,0 +1,112 @@
+"""The served operations: their fields, compute limits, and the engine calls behind them."""
+from dataclasses import dataclass
+
+import torch
+
+from .activations import channel_means, top_channels
+from .fields import BadRequest, Field, parse_fields
+from .image import center_square, decode_image
+from .network import LAYER_COUNT, min_input_side, output_channels
+from .render import Schedule, visualize
+
+LAYER_RANGE = (0, LAYER_COUNT - 1)
+MAX_SIDE = 1024  # largest image side any scale may reach
+# Compute limit: pixels x Adam steps summed over scales, twice the default request's 10.8 M.
+MAX_PIXEL_STEPS = 2 * sum(s * s for s in Schedule().sides()) * Schedule().opt_steps
+
+VISUALIZE_FIELDS = [
+    Field("layer", int, 40, *LAYER_RANGE),
+    Field("filter", int, low=0),
+    Field("size", int, 56, 1, 512),
+    Field("upscaling_steps", int, 12, 1, 30),
+    Field("upscaling_factor", float, 1.2, 1.0, 4.0),
+    Field("opt_steps", int, 20, 1, 500),
+    Field("lr", float, 0.1, 0.0, 100.0, low_exclusive=True),
+    Field("blur", int, 5, 1, 31, nullable=True),
+    Field("seed", int, 0, 0, 2**32 - 1),
+]
+
+ACTIVATIONS_FIELDS = [
+    Field("layer", int, 42, *LAYER_RANGE),
+    Field("size", int, 224, 1, 1024),
+]
+IMAGE_FIELDS = ("data", "body")  # where an upload arrives: form/gRPC field, or the raw body
+
+
+@dataclass(frozen=True)
+class VisualizeRequest:
+    layer: int
+    filter: int
+    schedule: Schedule
+    seed: int
+
+
+@dataclass(frozen=True)
+class ActivationsRequest:
+    layer: int
+    size: int
+    image: torch.Tensor  # (3, size, size) in [0, 1]
+
+
+def _check_side(features, layer, size):
+    smallest = min_input_side(features, layer)
+    if size < smallest:
+        raise BadRequest("size", f"{size} is too small for layer {layer}: its output would be empty; "
+                                 f"expected at least {smallest}")
+
+
+def parse_visualize(fields: dict, features) -> VisualizeRequest:
+    v = parse_fields(fields, VISUALIZE_FIELDS)
+    layer, size = v["layer"], v["size"]
+    channels = output_channels(features, layer)
+    if v["filter"] >= channels:
+        raise BadRequest("filter", f"{v['filter']} is out of range; layer {layer} has {channels} "
+                                   f"channels: expected an integer in 0..{channels - 1}")
+    _check_side(features, layer, size)
+    if v["blur"] is not None and v["blur"] > size:
+        raise BadRequest("blur", f"{v['blur']} is larger than the image ({size} px); expected at most {size} or null")
+    schedule = Schedule(size, v["upscaling_steps"], v["upscaling_factor"], v["opt_steps"], v["lr"], v["blur"])
+    sides = schedule.sides()
+    if sides[-1] > MAX_SIDE:
+        raise BadRequest("upscaling_steps", f"the last scale would be {sides[-1]} px wide; at most {MAX_SIDE} "
+                                            "(lower size, upscaling_steps or upscaling_factor)")
+    work = sum(s * s for s in sides) * schedule.opt_steps
+    if work > MAX_PIXEL_STEPS:
+        raise BadRequest("opt_steps", f"the request needs {work} pixel-steps (pixels x opt_steps over all "
+                                      f"scales); at most {MAX_PIXEL_STEPS}")
+    return VisualizeRequest(layer, v["filter"], schedule, v["seed"])
+
+
+def parse_activations(fields: dict, features) -> ActivationsRequest:
+    uploads = [name for name in IMAGE_FIELDS if name in fields]
+    if not uploads:
+        raise BadRequest("data", "missing; send a JPEG or PNG image as the body or as the field 'data'")
+    data = fields[uploads[0]]
+    if not isinstance(data, (bytes, bytearray)):
+        raise BadRequest("data", "expected JPEG or PNG bytes (raw body or multipart field 'data'), got JSON")
+    v = parse_fields(fields, ACTIVATIONS_FIELDS, ignore=IMAGE_FIELDS)
+    _check_side(features, v["layer"], v["size"])
+    try:
+        image = decode_image(bytes(data))
+    except ValueError as error:
+        raise BadRequest("data", str(error).removeprefix("data: "), getattr(error, "status", 400)) from None
+    return ActivationsRequest(v["layer"], v["size"], center_square(image, v["size"]))
+
+
+def run_visualize(features, request: VisualizeRequest):
+    with torch.enable_grad():
+        return visualize(features, request.layer, request.filter, request.schedule, request.seed)
+
+
+def run_activations(features, requests: list[ActivationsRequest]) -> list[dict]:
+    """Requests of the same layer and size share one forward pass."""
+    results = [None] * len(requests)
+    groups = {}
+    for i, request in enumerate(requests):
+        groups.setdefault((request.layer, request.size), []).append(i)
+    for (layer, _), indices in groups.items():
+        means = channel_means(features, layer, torch.stack([requests[i].image for i in indices]))
+        for i, row in zip(indices, means):
+            results[i] = {"layer": layer, "channels": row.numel(), "means": row.tolist(),
+                          "top": top_channels(row)}
+    return results

@@ -1,0 +1,69 @@
+"""Weights: torchvision's ImageNet vgg16_bn, a seeded random one, or a local state_dict file."""
+import hashlib
+import os
+import socket
+
+import torch
+from torchvision.models import VGG16_BN_Weights, vgg16_bn
+
+IMAGENET = VGG16_BN_Weights.IMAGENET1K_V1
+IMAGENET_URL = IMAGENET.url
+DOWNLOAD_TIMEOUT_S = 30
+
+
+class WeightsError(RuntimeError):
+    pass
+
+
+def random_state_dict(seed: int = 0) -> dict:
+    """A deterministic, untrained vgg16_bn: torchvision's own initialization under `seed`."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return vgg16_bn(weights=None).state_dict()
+
+
+def imagenet_file(cache_dir: str | None = None) -> str:
+    """torchvision's IMAGENET1K_V1 file, downloaded once into the torch hub cache, hash checked."""
+    cache_dir = cache_dir or os.path.join(torch.hub.get_dir(), "checkpoints")
+    filename = os.path.basename(IMAGENET_URL)  # vgg16_bn-6c64b313.pth: the prefix of its sha256
+    path = os.path.join(cache_dir, filename)
+    if os.path.exists(path):
+        return path
+    os.makedirs(cache_dir, exist_ok=True)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        hash_prefix = filename.rsplit("-", 1)[1].split(".")[0]
+        torch.hub.download_url_to_file(IMAGENET_URL, path, hash_prefix=hash_prefix, progress=False)
+    except Exception as error:
+        raise WeightsError(
+            f"could not download the ImageNet weights from {IMAGENET_URL}: {error}.\n"
+            "Without network, choose WEIGHTS=random (seeded, untrained: for offline use and tests) "
+            "or WEIGHTS=/path/to/vgg16_bn.pth (a local torchvision vgg16_bn state_dict)."
+        ) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return path
+
+
+def load_state_dict(path: str) -> dict:
+    """A vgg16_bn state_dict from a file, loaded with weights_only=True and checked for shape."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise WeightsError(f"{path} is not a loadable state_dict: {error}") from None
+    expected = vgg16_bn(weights=None).state_dict()
+    if not isinstance(state, dict) or set(state) != set(expected):
+        raise WeightsError(f"{path} is not a torchvision vgg16_bn state_dict (keys differ)")
+    for key, tensor in expected.items():
+        if state[key].shape != tensor.shape:
+            raise WeightsError(f"{path}: {key} has shape {tuple(state[key].shape)}, expected {tuple(tensor.shape)}")
+    return state
+
+
+def sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

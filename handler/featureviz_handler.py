@@ -1,0 +1,115 @@
+"""TorchServe adapter for the featureviz engine: parse, call the engine, encode.
+
+The registered model name selects the operation: `visualize` or `activations`.
+"""
+import json
+import logging
+import os
+
+import torch
+from ts.torch_handler.base_handler import BaseHandler
+
+from featureviz.fields import BadRequest
+from featureviz.image import to_png
+from featureviz.network import build_model
+from featureviz.operations import parse_activations, parse_visualize, run_activations, run_visualize
+from featureviz.weights import load_state_dict
+
+logger = logging.getLogger(__name__)
+OPERATIONS = ("visualize", "activations")
+PHRASES = {400: "Bad Request", 413: "Payload Too Large", 507: "Insufficient Storage"}
+UNTRAINED = "untrained: seeded random weights (WEIGHTS=random), no learned features"
+
+
+class FeatureVizHandler(BaseHandler):
+    def initialize(self, context):
+        properties = context.system_properties
+        self.operation = context.model_name
+        if self.operation not in OPERATIONS:
+            raise ValueError(f"register this archive as one of {OPERATIONS}, not {self.operation!r}")
+        gpu = properties.get("gpu_id")
+        use_cuda = torch.cuda.is_available() and gpu is not None
+        self.device = torch.device(f"cuda:{gpu}" if use_cuda else "cpu")
+        model_dir = properties["model_dir"]
+        with open(os.path.join(model_dir, "weights.json")) as f:
+            self.weights = json.load(f)
+        state_dict = load_state_dict(os.path.join(model_dir, context.manifest["model"]["serializedFile"]))
+        self.features = build_model(state_dict, self.device).features
+        self.version = context.manifest["model"].get("modelVersion", "")
+        self.initialized = True
+        logger.info("%s ready on %s with %s weights", self.operation, self.device, self.weights["source"])
+
+    def preprocess(self, data):
+        """Each request -> a validated engine request, or the BadRequest that refuses it."""
+        parsed = []
+        for request in data:
+            try:
+                fields = self._fields(request)
+                parse = parse_visualize if self.operation == "visualize" else parse_activations
+                parsed.append(parse(fields, self.features))
+            except BadRequest as error:
+                parsed.append(error)
+        return parsed
+
+    def _fields(self, request: dict) -> dict:
+        body = request.get("body")
+        if isinstance(body, dict):
+            return body
+        if body is not None and not isinstance(body, (bytes, bytearray)):
+            raise BadRequest("body", f"expected a JSON object of fields, got JSON {type(body).__name__}")
+        if self.operation == "visualize" and body is not None:
+            if not body.strip():
+                return {}
+            try:
+                fields = json.loads(body)
+            except ValueError:
+                raise BadRequest("body", "not valid JSON; send a JSON object of fields or form fields") from None
+            if not isinstance(fields, dict):
+                raise BadRequest("body", "expected a JSON object of fields")
+            return fields
+        return dict(request)
+
+    def inference(self, requests):
+        """No inference_mode here: visualize needs gradients with respect to the pixels.
+
+        Returns (request, result) pairs; a refused request is its own result."""
+        valid = [i for i, r in enumerate(requests) if not isinstance(r, BadRequest)]
+        results = list(requests)
+        if self.operation == "activations":
+            for i, result in zip(valid, run_activations(self.features, [requests[i] for i in valid])):
+                results[i] = result
+        else:
+            for i in valid:
+                try:
+                    results[i] = run_visualize(self.features, requests[i])
+                except torch.OutOfMemoryError:
+                    logger.exception("visualize ran out of memory")
+                    results[i] = BadRequest("size", "the request does not fit in this worker's memory; "
+                                                    "lower size, upscaling_steps or upscaling_factor", 507)
+        return list(zip(requests, results))
+
+    def postprocess(self, pairs):
+        return [self._encode(i, request, result) for i, (request, result) in enumerate(pairs)]
+
+    def _encode(self, idx, request, result):
+        context = self.context
+        if not self.weights["trained"]:
+            context.set_response_header(idx, "X-Weights", UNTRAINED)
+        if isinstance(result, BadRequest):
+            context.set_response_status(result.status, PHRASES.get(result.status, "Bad Request"), idx)
+            context.set_response_content_type(idx, "application/json")
+            return json.dumps(result.body())
+        if self.operation == "activations":
+            context.set_response_content_type(idx, "application/json")
+            return json.dumps({**result, "model_version": self.version, "weights": self._weights_note()})
+        context.set_response_content_type(idx, "image/png")
+        text = {"layer": request.layer, "filter": request.filter, "seed": request.seed,
+                "activation_start": f"{result.activation_start:.6g}",
+                "activation_final": f"{result.activation_final:.6g}",
+                "model_version": self.version, "weights": self._weights_note()["description"]}
+        return to_png(result.image, text)
+
+    def _weights_note(self):
+        w = self.weights
+        description = UNTRAINED if not w["trained"] else f"{w['source']} (sha256 {w['sha256'][:12]})"
+        return {"source": w["source"], "trained": w["trained"], "sha256": w["sha256"], "description": description}

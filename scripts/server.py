@@ -1,0 +1,132 @@
+"""Start, wait for, and stop a TorchServe serving the featureviz archive.
+
+    python scripts/server.py start [--config config.properties] [--timeout 300]
+    python scripts/server.py stop
+
+`start` returns once every registered model has a ready worker and answers.
+TorchServe keeps its pid file in the temp dir, so a separate TMPDIR gives a separate server
+(the test suite uses that to run beside `make serve`).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+
+
+def read_properties(path: str) -> dict:
+    props = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, value = line.split("=", 1)
+                props[key.strip()] = value.strip()
+    return props
+
+
+def java_home() -> str:
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "java_home.py")],
+                         capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(out.stderr.strip())
+    return out.stdout.strip()
+
+
+def server_env(tmpdir: str | None = None) -> dict:
+    env = dict(os.environ, JAVA_HOME=java_home())
+    env["PATH"] = os.path.join(env["JAVA_HOME"], "bin") + os.pathsep + BIN + os.pathsep + env.get("PATH", "")
+    if tmpdir:
+        env["TMPDIR"] = tmpdir
+    return env
+
+
+def keys(workdir: str) -> dict:
+    """TorchServe's key_file.json in the directory it started from: inference and management keys."""
+    with open(os.path.join(workdir, "key_file.json")) as f:
+        data = json.load(f)
+    return {kind: data[kind]["key"] for kind in ("inference", "management", "API")}
+
+
+def _get(url: str, token: str | None = None, timeout: float = 5):
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.status, response.read()
+
+
+def wait_ready(props: dict, workdir: str, models: list[str], timeout: float, process_alive=lambda: True):
+    deadline = time.monotonic() + timeout
+    inference, management = props["inference_address"], props["management_address"]
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if not process_alive():
+            raise RuntimeError("TorchServe exited during start-up; see logs/ts_log.log")
+        try:
+            _get(f"{inference}/ping")
+            token = keys(workdir)["management"]
+            ready = 0
+            for model in models:
+                _, body = _get(f"{management}/models/{model}", token)
+                workers = [w for entry in json.loads(body) for w in entry.get("workers", [])]
+                ready += any(w.get("status") == "READY" for w in workers)
+            if ready == len(models):
+                return
+            last = f"{ready} of {len(models)} models ready"
+        except (OSError, urllib.error.URLError, ValueError, KeyError) as error:
+            last = str(error)
+        time.sleep(1)
+    raise TimeoutError(f"TorchServe not ready after {timeout:.0f} s: {last}")
+
+
+def registered_models(props: dict) -> list[str]:
+    return [entry.split("=", 1)[0] for entry in props.get("load_models", "").split(",") if entry]
+
+
+def start(config: str, workdir: str = ROOT, model_store: str | None = None, tmpdir: str | None = None,
+          timeout: float = 300, log_dir: str | None = None) -> dict:
+    props = read_properties(config)
+    stop(tmpdir, quiet=True)  # one server per temp dir: a new start replaces the old one
+    store = model_store or os.path.join(ROOT, props.get("model_store", "model_store"))
+    env = server_env(tmpdir)
+    if log_dir:
+        env["LOG_LOCATION"] = log_dir
+        env["METRICS_LOCATION"] = log_dir
+    log_dir = log_dir or os.path.join(workdir, "logs")
+    os.makedirs(log_dir, exist_ok=True)
+    # The server inherits these descriptors: a file, so no caller's pipe is held open.
+    with open(os.path.join(log_dir, "torchserve.out"), "ab") as out:
+        subprocess.run([os.path.join(BIN, "torchserve"), "--start", "--ncs", "--ts-config", config,
+                        "--model-store", store], cwd=workdir, env=env, check=True,
+                       stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    wait_ready(props, workdir, registered_models(props), timeout)
+    return props
+
+
+def stop(tmpdir: str | None = None, quiet: bool = False):
+    subprocess.run([os.path.join(BIN, "torchserve"), "--stop"], env=server_env(tmpdir), check=False,
+                   stdout=subprocess.DEVNULL if quiet else None)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="start or stop TorchServe for featureviz")
+    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("--config", default=os.path.join(ROOT, "config.properties"))
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args()
+    if args.action == "stop":
+        stop()
+        return
+    props = start(args.config, timeout=args.timeout)
+    print(f"TorchServe ready: inference {props['inference_address']}, management "
+          f"{props['management_address']}, gRPC {props.get('grpc_inference_port', 7070)}; "
+          f"models {', '.join(registered_models(props))}; keys in {os.path.join(ROOT, 'key_file.json')}")
+
+
+if __name__ == "__main__":
+    main()
