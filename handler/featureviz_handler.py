@@ -30,7 +30,7 @@ class FeatureVizHandler(BaseHandler):
         gpu = properties.get("gpu_id")
         use_cuda = torch.cuda.is_available() and gpu is not None
         self.device = torch.device(f"cuda:{gpu}" if use_cuda else "cpu")
-        model_dir = properties["model_dir"]
+        self.model_dir = model_dir = properties["model_dir"]
         with open(os.path.join(model_dir, "weights.json")) as f:
             self.weights = json.load(f)
         state_dict = load_state_dict(os.path.join(model_dir, context.manifest["model"]["serializedFile"]))

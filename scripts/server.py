@@ -68,11 +68,11 @@ def wait_ready(props: dict, workdir: str, models: list[str], timeout: float, pro
         if not process_alive():
             raise RuntimeError("TorchServe exited during start-up; see logs/ts_log.log")
         try:
-            _get(f"{inference}/ping")
-            token = keys(workdir)["management"]
+            tokens = keys(workdir)
+            _get(f"{inference}/ping", tokens["inference"])  # TorchServe 0.12 wants the token here too
             ready = 0
             for model in models:
-                _, body = _get(f"{management}/models/{model}", token)
+                _, body = _get(f"{management}/models/{model}", tokens["management"])
                 workers = [w for entry in json.loads(body) for w in entry.get("workers", [])]
                 ready += any(w.get("status") == "READY" for w in workers)
             if ready == len(models):

@@ -1,0 +1,205 @@
+"""End-to-end: a real TorchServe on loopback serving an archive built from this checkout.
+
+It runs on its own ports and temp dir, so it can run beside `make serve`.
+"""
+import concurrent.futures
+import io
+import json
+import os
+import re
+import sys
+import threading
+
+import pytest
+import requests
+import torch
+from PIL import Image
+
+from conftest import ROOT, reference_layer_output
+from featureviz.image import center_square, normalize
+from test_fields import png
+
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import build_archive  # noqa: E402
+import server  # noqa: E402
+
+PORTS = {"8080": "18080", "8081": "18081", "8082": "18082", "7070": "17070", "7071": "17071"}
+TINY = {"size": 16, "upscaling_steps": 2, "opt_steps": 2}
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    work = tmp_path_factory.mktemp("torchserve")
+    store = work / "model_store"
+    build_archive.build("random", "1.0", str(store))
+    config = open(os.path.join(ROOT, "config.properties")).read()
+    config = re.sub(r"(?<=[:=])(8080|8081|8082|7070|7071)\b", lambda m: PORTS[m.group(1)], config)
+    config = re.sub(r"^model_store=.*$", f"model_store={store}", config, flags=re.M)
+    config += "\ninitial_worker_port=19000\n"
+    (work / "config.properties").write_text(config)
+    tmpdir = work / "tmp"
+    tmpdir.mkdir()
+    try:
+        props = server.start(str(work / "config.properties"), workdir=str(work), model_store=str(store),
+                             tmpdir=str(tmpdir), timeout=300)
+        yield {"props": props, "keys": server.keys(str(work)), "work": work}
+    finally:
+        server.stop(str(tmpdir))
+
+
+@pytest.fixture(scope="session")
+def api(served):
+    class Api:
+        inference = served["props"]["inference_address"]
+        management = served["props"]["management_address"]
+        auth = {"Authorization": f"Bearer {served['keys']['inference']}"}
+        manage = {"Authorization": f"Bearer {served['keys']['management']}"}
+
+        def visualize(self, fields, path="visualize", **kw):
+            return requests.post(f"{self.inference}/predictions/{path}", json=fields, headers=self.auth,
+                                 timeout=600, **kw)
+
+        def activations(self, **kw):
+            return requests.post(f"{self.inference}/predictions/activations", timeout=120, **kw)
+
+        def worker_pids(self):
+            pids = {}
+            for name in ("visualize", "activations"):
+                body = requests.get(f"{self.management}/models/{name}", headers=self.manage, timeout=10).json()
+                pids[name] = [w["pid"] for entry in body for w in entry["workers"]]
+            return pids
+    return Api()
+
+
+def test_addresses_are_torchserve_defaults_on_loopback():
+    props = server.read_properties(os.path.join(ROOT, "config.properties"))
+    assert props["inference_address"] == "http://127.0.0.1:8080"
+    assert props["management_address"] == "http://127.0.0.1:8081"
+    assert props["metrics_address"] == "http://127.0.0.1:8082"
+    assert (props["grpc_inference_port"], props["grpc_management_port"]) == ("7070", "7071")
+    assert server.registered_models(props) == ["visualize", "activations"]
+
+
+def test_visualize_returns_the_same_png_for_the_same_request(api):
+    fields = {"layer": 7, "filter": 12, **TINY}
+    first, again = api.visualize(fields), api.visualize(fields, path="visualize/1.0")
+    assert first.status_code == 200 and first.headers["content-type"] == "image/png"
+    assert first.content == again.content
+    assert "untrained" in first.headers["X-Weights"]
+    image = Image.open(io.BytesIO(first.content))
+    assert image.mode == "RGB" and image.size == (19, 19)
+    assert "untrained" in image.text["weights"] and image.text["model_version"] == "1.0"
+    other_seed = api.visualize({**fields, "seed": 1})
+    assert other_seed.status_code == 200 and other_seed.content != first.content
+
+
+def test_visualize_accepts_form_fields(api):
+    as_json = api.visualize({"layer": 7, "filter": 3, **TINY})
+    form = {k: (None, str(v)) for k, v in {"layer": 7, "filter": 3, **TINY}.items()}
+    as_form = requests.post(f"{api.inference}/predictions/visualize", files=form, headers=api.auth, timeout=120)
+    assert as_form.status_code == 200 and as_form.content == as_json.content
+
+
+def test_default_visualize_at_layer_40_is_408_pixels(api):
+    # The article's whole schedule (12 scales up to 408 px, 20 Adam steps each): minutes on a CPU.
+    response = api.visualize({"filter": 0})
+    assert response.status_code == 200
+    image = Image.open(io.BytesIO(response.content))
+    assert image.size == (408, 408) and image.text["layer"] == "40"
+    assert float(image.text["activation_final"]) > float(image.text["activation_start"])
+
+
+def test_activations_equal_an_independent_forward_pass(api, state_dict):
+    data = png(64, 48)
+    raw = api.activations(data=data, headers={**api.auth, "Content-Type": "image/png"})
+    form = api.activations(files={"data": ("x.png", data, "image/png"), "layer": (None, "20"),
+                                  "size": (None, "32")}, headers=api.auth)
+    assert raw.status_code == 200 and raw.headers["content-type"] == "application/json"
+    assert form.status_code == 200
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    for body, layer, size in ((raw.json(), 42, 224), (form.json(), 20, 32)):
+        assert body["layer"] == layer and body["channels"] == len(body["means"])
+        reference = reference_layer_output(state_dict, layer, normalize(center_square(image, size))[None])
+        reference = reference.mean(dim=(2, 3))[0]
+        assert torch.allclose(torch.tensor(body["means"]), reference, atol=1e-4)
+        assert [t["channel"] for t in body["top"]] == reference.topk(10).indices.tolist()
+        assert body["weights"]["trained"] is False
+
+
+def test_requests_without_the_token_are_refused(api):
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        response = requests.post(f"{api.inference}/predictions/visualize", json={"filter": 1, **TINY},
+                                 headers=headers, timeout=30)
+        assert 400 <= response.status_code < 500 and "Token" in response.json()["message"]
+    assert requests.get(f"{api.management}/models", timeout=10).status_code in (400, 401, 403)
+
+
+BAD_VISUALIZE = [
+    ({"layer": 7, **TINY}, "filter"),
+    ({"filter": 1, "layers": 7}, "layers"),
+    ({"filter": 1, "layer": 44}, "layer"),
+    ({"filter": 1, "layer": "conv5_3"}, "layer"),
+    ({"filter": 600}, "filter"),
+    ({"filter": -1}, "filter"),
+    ({"filter": 1, "size": 4}, "size"),
+    ({"filter": 1, "lr": -0.1}, "lr"),
+    ({"filter": 1, "blur": 99}, "blur"),
+    ({"filter": 1, "opt_steps": 400}, "opt_steps"),
+    ({"filter": 1, "upscaling_steps": 30}, "upscaling_steps"),
+    ({"filter": 1, "seed": 2**40}, "seed"),
+    ([1, 2], "body"),
+]
+
+
+@pytest.mark.parametrize("fields, field", BAD_VISUALIZE)
+def test_bad_visualize_requests_get_a_4xx_naming_the_field(api, fields, field):
+    response = api.visualize(fields)
+    assert response.status_code == 400 and response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["field"] == field and body["message"].startswith(field)
+
+
+def test_malformed_json_gets_a_400(api):
+    response = requests.post(f"{api.inference}/predictions/visualize", data=b'{"filter": 1',
+                             headers={**api.auth, "Content-Type": "application/json"}, timeout=30)
+    assert response.status_code == 400 and response.json()["field"] == "body"
+
+
+BAD_ACTIVATIONS = [
+    ({"data": b"not an image"}, {}, "data", 400),
+    ({"data": png(fmt="GIF")}, {}, "data", 400),
+    ({"data": png()[:80]}, {}, "data", 400),
+    ({"data": png(9000, 5000)}, {}, "data", 413),
+    ({"data": png()}, {"layer": "44"}, "layer", 400),
+    ({"data": png()}, {"size": "20000"}, "size", 400),
+    ({"data": png()}, {"filter": "2"}, "filter", 400),
+    ({}, {"layer": "3"}, "data", 400),
+]
+
+
+@pytest.mark.parametrize("upload, fields, field, status", BAD_ACTIVATIONS)
+def test_bad_activations_requests_get_a_4xx_naming_the_field(api, upload, fields, field, status):
+    files = {name: ("x", data, "application/octet-stream") for name, data in upload.items()}
+    files.update({name: (None, value) for name, value in fields.items()})
+    response = api.activations(files=files, headers=api.auth)
+    assert response.status_code == status and response.json()["field"] == field
+
+
+def test_a_bad_request_beside_good_ones_fails_alone_and_nothing_dies(api):
+    before = api.worker_pids()
+    good = {"layer": 7, "filter": 5, **TINY}
+    bodies = [good, {"layer": 7, "filter": 5000}, good, {"layer": 7}]
+    barrier = threading.Barrier(len(bodies))
+
+    def send(fields):
+        barrier.wait()  # arrive together, within the model's maxBatchDelay
+        return api.visualize(fields)
+
+    with concurrent.futures.ThreadPoolExecutor(len(bodies)) as pool:
+        responses = list(pool.map(send, bodies))
+    assert [r.status_code for r in responses] == [200, 400, 200, 400]
+    assert responses[0].content == responses[2].content
+    assert [r.json()["field"] for r in responses[1::2]] == ["filter", "filter"]
+    assert api.worker_pids() == before
+    assert requests.get(f"{api.inference}/ping", headers=api.auth, timeout=10).json()["status"] == "Healthy"
+    assert api.visualize(good).content == responses[0].content

@@ -1,0 +1,147 @@
+"""Engine unit tests at tiny sizes, on seeded random weights."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import reference_layer_output
+from featureviz.activations import channel_means, top_channels
+from featureviz.hooks import LayerOutput
+from featureviz.image import box_blur, denormalize, normalize, start_noise, upscale
+from featureviz.network import min_input_side, output_channels, output_side, truncated
+from featureviz.render import Schedule, visualize
+
+TINY = Schedule(size=16, upscaling_steps=3, upscaling_factor=1.2, opt_steps=4, lr=0.1, blur=3)
+
+
+def test_article_layer_indices(features):
+    # The article counts vgg16_bn().features: 7 conv2_1, 14 conv3_1, 20 conv3_3, 30 conv4_3, 40 conv5_3.
+    convs = {7: (64, 128), 14: (128, 256), 20: (256, 256), 30: (512, 512), 40: (512, 512)}
+    for index, (cin, cout) in convs.items():
+        assert isinstance(features[index], torch.nn.Conv2d)
+        assert (features[index].in_channels, features[index].out_channels) == (cin, cout)
+    assert isinstance(features[41], torch.nn.BatchNorm2d) and isinstance(features[42], torch.nn.ReLU)
+    assert len(features) == 44
+
+
+def test_layer_geometry(features):
+    assert output_channels(features, 0) == 64
+    assert output_channels(features, 43) == 512
+    assert output_side(features, 42, 224) == 14 and output_side(features, 43, 224) == 7
+    assert min_input_side(features, 40) == 16 and min_input_side(features, 43) == 32
+    assert min_input_side(features, 5) == 1
+
+
+def test_hook_captures_the_hooked_module_and_is_released(features, state_dict):
+    x = torch.rand(1, 3, 32, 32)
+    module = features[7]
+    with LayerOutput(module) as capture:
+        truncated(features, 7)(normalize(x))
+        assert torch.allclose(capture.output, reference_layer_output(state_dict, 7, normalize(x)), atol=1e-5)
+    assert len(module._forward_hooks) == 0 and capture.output is None
+
+
+def test_in_place_relu_overwrites_a_stored_output_unless_truncated(features, state_dict):
+    # features[1] (BatchNorm) is followed by an in-place ReLU: in the full network the stored
+    # output is rectified after the hook ran; truncated at the layer, it is the layer's own output.
+    x = normalize(torch.rand(1, 3, 32, 32))
+    expected = reference_layer_output(state_dict, 1, x)
+    assert (expected < 0).any()
+    with torch.no_grad(), LayerOutput(features[1]) as capture:
+        features(x)
+        assert (capture.output >= 0).all()
+        truncated(features, 1)(x)
+        assert torch.allclose(capture.output, expected, atol=1e-5)
+    with torch.no_grad(), LayerOutput(features[1], clone=True) as capture:
+        features(x)
+        assert torch.allclose(capture.output, expected, atol=1e-5)
+
+
+def test_gradient_reaches_the_pixels(features):
+    x = normalize(start_noise(16, 0))[None].requires_grad_(True)
+    with LayerOutput(features[7]) as capture:
+        truncated(features, 7)(x)
+        capture.output[0, 12].mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0 and torch.isfinite(x.grad).all()
+
+
+def test_schedule_sizes_follow_int_factor_times_side():
+    assert Schedule().sides() == [56, 67, 80, 96, 115, 138, 165, 198, 237, 284, 340, 408]
+    assert Schedule(size=10, upscaling_steps=4, upscaling_factor=1.5).sides() == [10, 15, 22, 33]
+
+
+@pytest.mark.parametrize("layer, filter", [(7, 12), (14, 1), (40, 3)])
+def test_visualize_raises_the_activation_and_returns_the_last_scale(features, layer, filter):
+    result = visualize(features, layer, filter, TINY, seed=0)
+    assert result.image.shape == (3, TINY.sides()[-1], TINY.sides()[-1])
+    assert 0 <= result.image.min() and result.image.max() <= 1
+    # Random weights give small activations deep in the network: a clear relative rise.
+    assert result.activation_final > result.activation_start + 0.5 * abs(result.activation_start) + 1e-3
+    assert len(result.activation_per_scale) == TINY.upscaling_steps
+
+
+def test_activation_reported_is_that_of_the_returned_image(features, state_dict):
+    result = visualize(features, 7, 12, TINY, seed=0)
+    out = reference_layer_output(state_dict, 7, normalize(result.image)[None])
+    assert out[0, 12].mean().item() == pytest.approx(result.activation_final, rel=1e-4, abs=1e-5)
+
+
+def test_same_seed_same_image_other_seed_other_image(features):
+    a = visualize(features, 7, 12, TINY, seed=3).image
+    b = visualize(features, 7, 12, TINY, seed=3).image
+    c = visualize(features, 7, 12, TINY, seed=4).image
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_blur_none_and_blur_change_the_result(features):
+    plain = visualize(features, 7, 12, Schedule(16, 2, 1.2, 2, 0.1, None)).image
+    blurred = visualize(features, 7, 12, Schedule(16, 2, 1.2, 2, 0.1, 5)).image
+    assert plain.shape == blurred.shape and not torch.equal(plain, blurred)
+
+
+def test_start_noise_is_the_articles_uint8_range():
+    noise = start_noise(56, 0)
+    assert noise.shape == (3, 56, 56)
+    levels = (noise * 255).round()
+    assert levels.min() >= 150 and levels.max() <= 179
+    assert torch.allclose(levels, noise * 255, atol=1e-4)
+
+
+def test_box_blur_equals_a_reflect101_mean_filter():
+    img = torch.rand(3, 9, 11)
+    k = 5
+    padded = np.pad(img.numpy(), ((0, 0), (2, 2), (2, 2)), mode="reflect")  # numpy reflect = cv2 REFLECT_101
+    expected = np.zeros_like(img.numpy())
+    for y in range(9):
+        for x in range(11):
+            expected[:, y, x] = padded[:, y:y + k, x:x + k].mean(axis=(1, 2))
+    assert np.allclose(box_blur(img, k).numpy(), expected, atol=1e-6)
+    assert torch.equal(box_blur(img, 1), img)
+
+
+def test_upscale_is_bicubic_to_the_new_side():
+    img = torch.rand(3, 10, 10)
+    up = upscale(img, 12)
+    assert up.shape == (3, 12, 12)
+    flat = torch.full((3, 10, 10), 0.3)
+    assert torch.allclose(upscale(flat, 17), torch.full((3, 17, 17), 0.3), atol=1e-6)
+
+
+def test_normalize_round_trip():
+    img = torch.rand(3, 5, 5)
+    assert torch.allclose(denormalize(normalize(img)), img, atol=1e-6)
+
+
+def test_channel_means_equal_an_independent_forward_pass(features, state_dict):
+    images = torch.rand(2, 3, 32, 32)
+    for layer in (2, 20, 42):
+        means = channel_means(features, layer, images)
+        reference = reference_layer_output(state_dict, layer, normalize(images)).mean(dim=(2, 3))
+        assert means.shape == (2, output_channels(features, layer))
+        assert torch.allclose(means, reference, atol=1e-5)
+
+
+def test_top_channels_are_sorted_highest_first():
+    means = torch.tensor([0.1, 3.0, -1.0, 2.0])
+    assert top_channels(means, 2) == [{"channel": 1, "mean": 3.0}, {"channel": 3, "mean": 2.0}]
+    assert len(top_channels(torch.rand(512))) == 10

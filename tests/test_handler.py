@@ -1,0 +1,106 @@
+"""The TorchServe handler, called as TorchServe calls it, with a real ts.context.Context."""
+import io
+import json
+import os
+
+import pytest
+import torch
+from PIL import Image
+from ts.context import Context, RequestProcessor
+from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
+
+import ts
+from conftest import reference_layer_output
+from featureviz.image import center_square, normalize
+from featureviz_handler import FeatureVizHandler
+from test_fields import png
+
+TINY = {"size": 16, "upscaling_steps": 2, "opt_steps": 2}
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, state_dict):
+    path = tmp_path_factory.mktemp("model")
+    torch.save(state_dict, path / "vgg16_bn.pth")
+    (path / "weights.json").write_text(json.dumps({"source": "random", "seed": 0, "trained": False,
+                                                   "sha256": "0" * 64}))
+    return str(path)
+
+
+def make_context(name, model_dir):
+    metrics = MetricsCacheYamlImpl(os.path.join(os.path.dirname(ts.__file__), "configs", "metrics.yaml"))
+    metrics.initialize_cache()
+    manifest = {"model": {"modelName": "featureviz", "serializedFile": "vgg16_bn.pth", "modelVersion": "1.0"}}
+    return Context(name, model_dir, manifest, 4, None, "0.12.0", metrics=metrics)
+
+
+@pytest.fixture(scope="module")
+def handlers(model_dir):
+    made = {}
+    for name in ("visualize", "activations"):
+        handler = FeatureVizHandler()
+        handler.initialize(make_context(name, model_dir))
+        made[name] = handler
+    return made
+
+
+def call(handler, requests):
+    context = make_context(handler.operation, handler.model_dir)
+    context.request_processor = [RequestProcessor({}) for _ in requests]
+    out = handler.handle(requests, context)
+    statuses = [context.get_response_status(i)[0] or 200 for i in range(len(requests))]
+    types = [context.get_response_content_type(i) for i in range(len(requests))]
+    headers = [context.get_response_headers(i) for i in range(len(requests))]
+    return out, statuses, types, headers
+
+
+def test_only_the_two_operation_names_load(model_dir):
+    with pytest.raises(ValueError, match="visualize"):
+        FeatureVizHandler().initialize(make_context("featureviz", model_dir))
+
+
+def test_visualize_json_form_and_grpc_shapes_give_the_same_png(handlers):
+    handler = handlers["visualize"]
+    json_body = {"body": {"layer": 7, "filter": 12, **TINY}}
+    raw_json = {"body": bytearray(json.dumps({"layer": 7, "filter": 12, **TINY}).encode())}
+    form = {k: str(v).encode() for k, v in {"layer": 7, "filter": 12, **TINY}.items()}
+    out, statuses, types, headers = call(handler, [json_body, raw_json, form])
+    assert statuses == [200, 200, 200] and types == ["image/png"] * 3
+    assert out[0] == out[1] == out[2]
+    image = Image.open(io.BytesIO(out[0]))
+    assert image.mode == "RGB" and image.size == (19, 19)  # 16 -> int(1.2 * 16)
+    assert image.text["layer"] == "7" and image.text["filter"] == "12"
+    assert "untrained" in image.text["weights"] and "untrained" in headers[0]["X-Weights"]
+    assert float(image.text["activation_final"]) > float(image.text["activation_start"])
+
+
+def test_a_bad_request_in_a_batch_gets_its_own_4xx(handlers):
+    good = {"body": {"layer": 7, "filter": 1, **TINY}}
+    out, statuses, types, _ = call(handlers["visualize"], [good, {"body": {"layer": 7, "filter": 999}},
+                                                           {"body": b"{not json"}, good])
+    assert statuses == [200, 400, 400, 200]
+    assert types == ["image/png", "application/json", "application/json", "image/png"]
+    assert json.loads(out[1])["field"] == "filter" and json.loads(out[2])["field"] == "body"
+    assert out[0] == out[3]
+
+
+def test_activations_match_an_independent_forward_pass(handlers, state_dict):
+    data = png(50, 40)
+    out, statuses, types, _ = call(handlers["activations"], [
+        {"body": bytearray(data)},
+        {"data": data, "layer": b"20", "size": b"32"},
+        {"data": b"nope"},
+        {"data": data, "layer": b"20", "size": b"32"},
+    ])
+    assert statuses == [200, 200, 400, 200] and types[0] == "application/json"
+    first, second = json.loads(out[0]), json.loads(out[1])
+    assert first["layer"] == 42 and first["channels"] == 512 and len(first["means"]) == 512
+    assert json.loads(out[3])["means"] == second["means"]
+    assert first["weights"]["trained"] is False and first["model_version"] == "1.0"
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    for body, layer, size in ((first, 42, 224), (second, 20, 32)):
+        x = normalize(center_square(image, size))[None]
+        reference = reference_layer_output(state_dict, layer, x).mean(dim=(2, 3))[0]
+        assert torch.allclose(torch.tensor(body["means"]), reference, atol=1e-5)
+        top = [entry["channel"] for entry in body["top"]]
+        assert top == reference.topk(10).indices.tolist()
