@@ -8,6 +8,7 @@ import os
 
 import torch
 from ts.torch_handler.base_handler import BaseHandler
+from ts.utils.util import PredictionException
 
 from featureviz.fields import BadRequest
 from featureviz.image import to_png
@@ -89,7 +90,17 @@ class FeatureVizHandler(BaseHandler):
         return list(zip(requests, results))
 
     def postprocess(self, pairs):
-        return [self._encode(i, request, result) for i, (request, result) in enumerate(pairs)]
+        encoded = [self._encode(i, request, result) for i, (request, result) in enumerate(pairs)]
+        refused = pairs[0][1]
+        if len(pairs) == 1 and isinstance(refused, BadRequest) and self._over_grpc(0):
+            # TorchServe's gRPC frontend ignores per-request statuses; only a batch-level error
+            # becomes a gRPC status (400 -> INVALID_ARGUMENT), with our JSON as its message.
+            raise PredictionException(encoded[0], refused.status)
+        return encoded
+
+    def _over_grpc(self, idx):
+        # The HTTP frontend adds `url_path` (and the HTTP headers) to every request; gRPC adds none.
+        return "url_path" not in self.context.get_all_request_header(idx)
 
     def _encode(self, idx, request, result):
         context = self.context

@@ -1,15 +1,20 @@
 import os
+import re
 import sys
 
 import pytest
+import requests
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "handler"))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 from featureviz.network import build_model  # noqa: E402
 from featureviz.weights import random_state_dict  # noqa: E402
+import build_archive  # noqa: E402
+import server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +43,55 @@ def reference_layer_output(state_dict, layer, x):
         for module in list(net.features)[: layer + 1]:
             x = module(x.clone())
     return x
+
+
+TINY = {"size": 16, "upscaling_steps": 2, "opt_steps": 2}  # a visualize that takes well under a second
+
+
+# A real TorchServe for the end-to-end and gRPC tests: built from this checkout with random
+# weights, on its own ports and temp dir, so it can run beside `make serve`.
+PORTS = {"8080": "18080", "8081": "18081", "8082": "18082", "7070": "17070", "7071": "17071"}
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    work = tmp_path_factory.mktemp("torchserve")
+    store = work / "model_store"
+    build_archive.build("random", "1.0", str(store))
+    config = open(os.path.join(ROOT, "config.properties")).read()
+    config = re.sub(r"(?<=[:=])(8080|8081|8082|7070|7071)\b", lambda m: PORTS[m.group(1)], config)
+    config = re.sub(r"^model_store=.*$", f"model_store={store}", config, flags=re.M)
+    config += "\ninitial_worker_port=19000\n"
+    (work / "config.properties").write_text(config)
+    tmpdir = work / "tmp"
+    tmpdir.mkdir()
+    try:
+        props = server.start(str(work / "config.properties"), workdir=str(work), model_store=str(store),
+                             tmpdir=str(tmpdir), timeout=300)
+        yield {"props": props, "keys": server.keys(str(work)), "work": work}
+    finally:
+        server.stop(str(tmpdir))
+
+
+@pytest.fixture(scope="session")
+def api(served):
+    class Api:
+        inference = served["props"]["inference_address"]
+        management = served["props"]["management_address"]
+        auth = {"Authorization": f"Bearer {served['keys']['inference']}"}
+        manage = {"Authorization": f"Bearer {served['keys']['management']}"}
+
+        def visualize(self, fields, path="visualize", **kw):
+            return requests.post(f"{self.inference}/predictions/{path}", json=fields, headers=self.auth,
+                                 timeout=600, **kw)
+
+        def activations(self, **kw):
+            return requests.post(f"{self.inference}/predictions/activations", timeout=120, **kw)
+
+        def worker_pids(self):
+            pids = {}
+            for name in ("visualize", "activations"):
+                body = requests.get(f"{self.management}/models/{name}", headers=self.manage, timeout=10).json()
+                pids[name] = [w["pid"] for entry in body for w in entry["workers"]]
+            return pids
+    return Api()

@@ -4,10 +4,7 @@ It runs on its own ports and temp dir, so it can run beside `make serve`.
 """
 import concurrent.futures
 import io
-import json
 import os
-import re
-import sys
 import threading
 
 import pytest
@@ -15,61 +12,10 @@ import requests
 import torch
 from PIL import Image
 
-from conftest import ROOT, reference_layer_output
+import server
+from conftest import ROOT, TINY, reference_layer_output
 from featureviz.image import center_square, normalize
 from test_fields import png
-
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-import build_archive  # noqa: E402
-import server  # noqa: E402
-
-PORTS = {"8080": "18080", "8081": "18081", "8082": "18082", "7070": "17070", "7071": "17071"}
-TINY = {"size": 16, "upscaling_steps": 2, "opt_steps": 2}
-
-
-@pytest.fixture(scope="session")
-def served(tmp_path_factory):
-    work = tmp_path_factory.mktemp("torchserve")
-    store = work / "model_store"
-    build_archive.build("random", "1.0", str(store))
-    config = open(os.path.join(ROOT, "config.properties")).read()
-    config = re.sub(r"(?<=[:=])(8080|8081|8082|7070|7071)\b", lambda m: PORTS[m.group(1)], config)
-    config = re.sub(r"^model_store=.*$", f"model_store={store}", config, flags=re.M)
-    config += "\ninitial_worker_port=19000\n"
-    (work / "config.properties").write_text(config)
-    tmpdir = work / "tmp"
-    tmpdir.mkdir()
-    try:
-        props = server.start(str(work / "config.properties"), workdir=str(work), model_store=str(store),
-                             tmpdir=str(tmpdir), timeout=300)
-        yield {"props": props, "keys": server.keys(str(work)), "work": work}
-    finally:
-        server.stop(str(tmpdir))
-
-
-@pytest.fixture(scope="session")
-def api(served):
-    class Api:
-        inference = served["props"]["inference_address"]
-        management = served["props"]["management_address"]
-        auth = {"Authorization": f"Bearer {served['keys']['inference']}"}
-        manage = {"Authorization": f"Bearer {served['keys']['management']}"}
-
-        def visualize(self, fields, path="visualize", **kw):
-            return requests.post(f"{self.inference}/predictions/{path}", json=fields, headers=self.auth,
-                                 timeout=600, **kw)
-
-        def activations(self, **kw):
-            return requests.post(f"{self.inference}/predictions/activations", timeout=120, **kw)
-
-        def worker_pids(self):
-            pids = {}
-            for name in ("visualize", "activations"):
-                body = requests.get(f"{self.management}/models/{name}", headers=self.manage, timeout=10).json()
-                pids[name] = [w["pid"] for entry in body for w in entry["workers"]]
-            return pids
-    return Api()
-
 
 def test_addresses_are_torchserve_defaults_on_loopback():
     props = server.read_properties(os.path.join(ROOT, "config.properties"))

@@ -8,14 +8,15 @@ import torch
 from PIL import Image
 from ts.context import Context, RequestProcessor
 from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
+from ts.utils.util import PredictionException
 
 import ts
-from conftest import reference_layer_output
+from conftest import TINY, reference_layer_output
 from featureviz.image import center_square, normalize
 from featureviz_handler import FeatureVizHandler
 from test_fields import png
 
-TINY = {"size": 16, "upscaling_steps": 2, "opt_steps": 2}
+
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +45,12 @@ def handlers(model_dir):
     return made
 
 
-def call(handler, requests):
+HTTP_HEADERS = {"url_path": "", "Host": "127.0.0.1:8080"}  # what TorchServe's HTTP frontend adds
+
+
+def call(handler, requests, headers=HTTP_HEADERS):
     context = make_context(handler.operation, handler.model_dir)
-    context.request_processor = [RequestProcessor({}) for _ in requests]
+    context.request_processor = [RequestProcessor(dict(headers)) for _ in requests]
     out = handler.handle(requests, context)
     statuses = [context.get_response_status(i)[0] or 200 for i in range(len(requests))]
     types = [context.get_response_content_type(i) for i in range(len(requests))]
@@ -104,3 +108,12 @@ def test_activations_match_an_independent_forward_pass(handlers, state_dict):
         assert torch.allclose(torch.tensor(body["means"]), reference, atol=1e-5)
         top = [entry["channel"] for entry in body["top"]]
         assert top == reference.topk(10).indices.tolist()
+
+
+def test_a_lone_bad_request_over_grpc_is_a_batch_level_400_carrying_the_json(handlers):
+    bad = [{"layer": b"7", "filter": b"999"}]
+    out, statuses, _, _ = call(handlers["visualize"], bad)  # over HTTP: a per-request status
+    assert statuses == [400] and json.loads(out[0])["field"] == "filter"
+    with pytest.raises(PredictionException) as caught:
+        call(handlers["visualize"], bad, headers={})  # gRPC requests carry no HTTP headers
+    assert caught.value.error_code == 400 and json.loads(caught.value.message)["field"] == "filter"

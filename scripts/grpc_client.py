@@ -1,0 +1,74 @@
+"""Call the featureviz endpoints over TorchServe's gRPC inference API.
+
+    python scripts/grpc_client.py visualize layer=40 filter=286 -o filter286.png
+    python scripts/grpc_client.py activations data=@arches.jpg layer=42
+    python scripts/grpc_client.py visualize filter=3 --version 1.0 --address 127.0.0.1:7070
+
+Fields go in the request's input map as UTF-8 text; `name=@file` sends a file's bytes.
+The token comes from key_file.json (`--key-file`) and travels as `authorization` metadata.
+"""
+import argparse
+import json
+import os
+import sys
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from grpc_stubs import ROOT, load  # noqa: E402
+
+
+def inference_key(key_file: str) -> str:
+    with open(key_file) as f:
+        return json.load(f)["inference"]["key"]
+
+
+def predict(address: str, key: str, model: str, inputs: dict, version: str = "", timeout: float = 3600) -> bytes:
+    """The `prediction` bytes; raises grpc.RpcError with TorchServe's status and message."""
+    messages, stubs = load("inference")
+    encoded = {k: v if isinstance(v, bytes) else str(v).encode() for k, v in inputs.items()}
+    with grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20),
+                                                 ("grpc.max_send_message_length", 64 << 20)]) as channel:
+        response = stubs.InferenceAPIsServiceStub(channel).Predictions(
+            messages.PredictionsRequest(model_name=model, model_version=version, input=encoded),
+            metadata=[("authorization", f"Bearer {key}")], timeout=timeout)
+    return response.prediction
+
+
+def parse_inputs(pairs):
+    inputs = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            sys.exit(f"error: {pair!r}: expected name=value or name=@file")
+        if value.startswith("@"):
+            with open(value[1:], "rb") as f:
+                inputs[name] = f.read()
+        else:
+            inputs[name] = value
+    return inputs
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="visualize or activations")
+    parser.add_argument("fields", nargs="*", help="name=value or name=@file")
+    parser.add_argument("--version", default="")
+    parser.add_argument("--address", default="127.0.0.1:7070")
+    parser.add_argument("--key-file", default=os.path.join(ROOT, "key_file.json"))
+    parser.add_argument("-o", "--output", help="write the prediction here (default: stdout)")
+    args = parser.parse_args()
+    try:
+        prediction = predict(args.address, inference_key(args.key_file), args.model,
+                             parse_inputs(args.fields), args.version)
+    except grpc.RpcError as error:
+        sys.exit(f"{error.code().name}: {error.details()}")
+    if args.output:
+        with open(args.output, "wb") as f:
+            f.write(prediction)
+    else:
+        sys.stdout.buffer.write(prediction)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Python stubs for TorchServe's own gRPC API, generated from the .proto files inside its jar.
+
+TorchServe's pip package ships no .proto; `ts/frontend/model-server.jar` holds inference.proto,
+management.proto and google/rpc/status.proto. They are extracted and compiled with grpcio-tools
+into build/grpc/ on first use; nothing generated is committed.
+
+    python scripts/grpc_stubs.py          # (re)generate
+    from grpc_stubs import load; inference_pb2, inference_pb2_grpc = load("inference")
+"""
+import importlib
+import os
+import sys
+import zipfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "build", "grpc")
+PROTOS = ("inference.proto", "management.proto", "google/rpc/status.proto")
+
+
+def jar_path() -> str:
+    import ts
+    return os.path.join(os.path.dirname(ts.__file__), "frontend", "model-server.jar")
+
+
+def generate(out: str = OUT) -> str:
+    from grpc_tools import protoc
+    import grpc_tools
+    protos = os.path.join(out, "protos")
+    with zipfile.ZipFile(jar_path()) as jar:
+        for name in PROTOS:
+            target = os.path.join(protos, name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as f:
+                f.write(jar.read(name))
+    well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+    args = ["protoc", f"-I{protos}", f"-I{well_known}", f"--python_out={out}", f"--grpc_python_out={out}"]
+    if protoc.main(args + list(PROTOS)) != 0:
+        raise RuntimeError("protoc failed on TorchServe's protos")
+    return out
+
+
+def load(service: str):
+    """(messages, stubs) modules for 'inference' or 'management', generating them if missing."""
+    if not os.path.exists(os.path.join(OUT, f"{service}_pb2_grpc.py")):
+        generate()
+    if OUT not in sys.path:
+        sys.path.insert(0, OUT)
+    return importlib.import_module(f"{service}_pb2"), importlib.import_module(f"{service}_pb2_grpc")
+
+
+if __name__ == "__main__":
+    print(f"generated stubs in {generate()}")
