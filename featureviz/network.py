@@ -19,6 +19,39 @@ def truncated(features: nn.Sequential, layer: int) -> nn.Sequential:
     return features[: layer + 1]
 
 
+def single_channel(features: nn.Sequential, layer: int, channel: int) -> nn.Sequential:
+    """The modules up to `layer`, computing only `channel` from the last convolution on.
+
+    Its output is features[:layer + 1](x)[:, channel:channel + 1]: the modules after the last
+    convolution (BatchNorm, ReLU, max-pool) act on each channel alone, so the convolution needs
+    only that channel's kernels. It shares no modules with `features` past that convolution."""
+    modules = list(features)[: layer + 1]
+    last_conv = max(i for i, m in enumerate(modules) if isinstance(m, nn.Conv2d))
+    kept = modules[:last_conv]
+    for module in modules[last_conv:]:
+        kept.append(_one_channel(module, channel))
+    return nn.Sequential(*kept)
+
+
+def _one_channel(module: nn.Module, c: int) -> nn.Module:
+    pick = slice(c, c + 1)
+    if isinstance(module, nn.Conv2d):
+        conv = nn.Conv2d(module.in_channels, 1, module.kernel_size, module.stride, module.padding,
+                         module.dilation, bias=module.bias is not None)
+        conv.weight = nn.Parameter(module.weight[pick].detach().clone(), requires_grad=False)
+        if module.bias is not None:
+            conv.bias = nn.Parameter(module.bias[pick].detach().clone(), requires_grad=False)
+        return conv.to(module.weight.device)
+    if isinstance(module, nn.BatchNorm2d):
+        bn = nn.BatchNorm2d(1, module.eps).to(module.weight.device).eval().requires_grad_(False)
+        bn.weight.copy_(module.weight[pick]), bn.bias.copy_(module.bias[pick])
+        bn.running_mean.copy_(module.running_mean[pick]), bn.running_var.copy_(module.running_var[pick])
+        return bn
+    if isinstance(module, nn.ReLU):
+        return nn.ReLU()  # not in place: a hook on the previous module keeps its own output
+    return module  # max-pool: per channel already
+
+
 def output_channels(features: nn.Sequential, layer: int) -> int:
     """Channels of `features[layer]`'s output."""
     for module in reversed(list(features)[: layer + 1]):

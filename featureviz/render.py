@@ -10,7 +10,7 @@ import torch
 
 from .hooks import LayerOutput
 from .image import box_blur, denormalize, normalize, start_noise, upscale
-from .network import truncated
+from .network import single_channel
 
 WEIGHT_DECAY = 1e-6
 
@@ -41,20 +41,21 @@ class Visualization:
     activation_per_scale: list = field(default_factory=list)  # at the last step of each scale
 
 
-def _filter_mean(capture, filter):
-    return capture.output[0, filter].mean()
+def _filter_mean(capture):
+    return capture.output[0, 0].mean()  # the network below computes only the filter's channel
 
 
 def visualize(features, layer: int, filter: int, schedule: Schedule = Schedule(), seed: int = 0):
     """Optimize an image that maximizes the mean activation of `filter` at `features[layer]`."""
     device = next(features.parameters()).device
-    net = truncated(features, layer)
+    # Only what the target needs: the layers up to it, and of the last ones only the filter's channel.
+    net = single_channel(features, layer, filter)
     per_scale = []
-    with LayerOutput(features[layer]) as capture:
+    with LayerOutput(net[-1]) as capture:
         img = start_noise(schedule.size, seed).to(device)
         with torch.no_grad():
             net(normalize(img)[None])
-            start = _filter_mean(capture, filter).detach()
+            start = _filter_mean(capture).detach()
         sides = schedule.sides()
         for scale, side in enumerate(sides):
             if scale > 0:
@@ -66,7 +67,7 @@ def visualize(features, layer: int, filter: int, schedule: Schedule = Schedule()
             for _ in range(schedule.opt_steps):
                 optimizer.zero_grad()
                 net(x)
-                loss = -_filter_mean(capture, filter)
+                loss = -_filter_mean(capture)
                 loss.backward()
                 optimizer.step()
             per_scale.append(-loss.detach())
@@ -74,7 +75,7 @@ def visualize(features, layer: int, filter: int, schedule: Schedule = Schedule()
         img = img.clamp(0, 1)
         with torch.no_grad():
             net(normalize(img)[None])
-            final = _filter_mean(capture, filter).detach()
+            final = _filter_mean(capture).detach()
     return Visualization(
         image=img.cpu(),
         activation_start=start.item(),

@@ -7,7 +7,7 @@ from conftest import reference_layer_output
 from featureviz.activations import channel_means, top_channels
 from featureviz.hooks import LayerOutput
 from featureviz.image import box_blur, denormalize, normalize, start_noise, upscale
-from featureviz.network import min_input_side, output_channels, output_side, truncated
+from featureviz.network import min_input_side, output_channels, output_side, single_channel, truncated
 from featureviz.render import Schedule, visualize
 
 TINY = Schedule(size=16, upscaling_steps=3, upscaling_factor=1.2, opt_steps=4, lr=0.1, blur=3)
@@ -145,3 +145,14 @@ def test_top_channels_are_sorted_highest_first():
     means = torch.tensor([0.1, 3.0, -1.0, 2.0])
     assert top_channels(means, 2) == [{"channel": 1, "mean": 3.0}, {"channel": 3, "mean": 2.0}]
     assert len(top_channels(torch.rand(512))) == 10
+
+
+@pytest.mark.parametrize("layer, channel", [(0, 5), (2, 63), (6, 1), (7, 12), (41, 300), (42, 7), (43, 511)])
+def test_single_channel_network_equals_the_full_layer_channel(features, state_dict, layer, channel):
+    x = normalize(torch.rand(2, 3, 32, 32))
+    with torch.no_grad():
+        out = single_channel(features, layer, channel)(x)
+    expected = reference_layer_output(state_dict, layer, x)[:, channel:channel + 1]
+    assert out.shape == expected.shape
+    assert torch.allclose(out, expected, atol=1e-4, rtol=1e-4)
+    assert all(not p.requires_grad for p in single_channel(features, layer, channel).parameters())
