@@ -11,7 +11,8 @@ def channel_means(features, layer: int, images: torch.Tensor) -> torch.Tensor:
     """(N, 3, S, S) images in [0, 1] -> (N, C) mean activation of each channel of `features[layer]`."""
     device = next(features.parameters()).device
     with LayerOutput(features[layer]) as capture:
-        truncated(features, layer)(normalize(images.to(device)))
+        x = normalize(images.to(device)).contiguous(memory_format=torch.channels_last)
+        truncated(features, layer)(x)
         return capture.output.mean(dim=(2, 3)).float().cpu()
 
 

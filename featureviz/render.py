@@ -62,7 +62,7 @@ def visualize(features, layer: int, filter: int, schedule: Schedule = Schedule()
                 img = upscale(img, side)
                 if schedule.blur is not None:
                     img = box_blur(img, schedule.blur)
-            x = normalize(img)[None].detach().requires_grad_(True)
+            x = normalize(img)[None].contiguous(memory_format=torch.channels_last).requires_grad_(True)
             optimizer = torch.optim.Adam([x], lr=schedule.lr, weight_decay=WEIGHT_DECAY)
             for _ in range(schedule.opt_steps):
                 optimizer.zero_grad()
