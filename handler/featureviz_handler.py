@@ -10,6 +10,10 @@ import torch
 from ts.torch_handler.base_handler import BaseHandler
 from ts.utils.util import PredictionException
 
+from dataclasses import asdict
+
+from featureviz import __version__ as engine_version
+from featureviz.cache import ResultCache, cache_key
 from featureviz.fields import BadRequest
 from featureviz.image import to_png
 from featureviz.network import build_model
@@ -37,8 +41,22 @@ class FeatureVizHandler(BaseHandler):
         state_dict = load_state_dict(os.path.join(model_dir, context.manifest["model"]["serializedFile"]))
         self.features = build_model(state_dict, self.device).features
         self.version = context.manifest["model"].get("modelVersion", "")
+        self.cache = self._make_cache(getattr(context, "model_yaml_config", None) or {})
         self.initialized = True
         logger.info("%s ready on %s with %s weights", self.operation, self.device, self.weights["source"])
+
+    @staticmethod
+    def _make_cache(model_yaml_config):
+        settings = model_yaml_config.get("handler", {})
+        folder = (os.environ.get("FEATUREVIZ_CACHE_DIR") or settings.get("cache_dir")
+                  or os.path.join(os.path.expanduser("~"), ".cache", "featureviz"))
+        max_mb = float(settings.get("cache_max_mb", 1024))
+        return ResultCache(folder, int(max_mb * 2**20)) if max_mb > 0 else None
+
+    def _cache_key(self, request):
+        return cache_key(engine=engine_version, weights=self.weights["sha256"], device=self.device.type,
+                         model_version=self.version, layer=request.layer, filter=request.filter,
+                         seed=request.seed, **asdict(request.schedule))
 
     def preprocess(self, data):
         """Each request -> a validated engine request, or the BadRequest that refuses it."""
@@ -80,14 +98,22 @@ class FeatureVizHandler(BaseHandler):
             for i, result in zip(valid, run_activations(self.features, [requests[i] for i in valid])):
                 results[i] = result
         else:
+            done = {}  # identical requests in one batch are optimized once
             for i in valid:
-                try:
-                    results[i] = run_visualize(self.features, requests[i])
-                except torch.OutOfMemoryError:
-                    logger.exception("visualize ran out of memory")
-                    results[i] = BadRequest("size", "the request does not fit in this worker's memory; "
-                                                    "lower size, upscaling_steps or upscaling_factor", 507)
+                key = self._cache_key(requests[i])
+                if key not in done:
+                    cached = self.cache.get(key) if self.cache else None
+                    done[key] = cached if cached is not None else self._run_visualize(requests[i])
+                results[i] = done[key]
         return list(zip(requests, results))
+
+    def _run_visualize(self, request):
+        try:
+            return run_visualize(self.features, request)
+        except torch.OutOfMemoryError:
+            logger.exception("visualize ran out of memory")
+            return BadRequest("size", "the request does not fit in this worker's memory; "
+                                      "lower size, upscaling_steps or upscaling_factor", 507)
 
     def postprocess(self, pairs):
         encoded = [self._encode(i, request, result) for i, (request, result) in enumerate(pairs)]
@@ -114,11 +140,18 @@ class FeatureVizHandler(BaseHandler):
             context.set_response_content_type(idx, "application/json")
             return json.dumps({**result, "model_version": self.version, "weights": self._weights_note()})
         context.set_response_content_type(idx, "image/png")
+        if isinstance(result, bytes):
+            context.set_response_header(idx, "X-Cache", "hit")
+            return result
+        context.set_response_header(idx, "X-Cache", "miss")
         text = {"layer": request.layer, "filter": request.filter, "seed": request.seed,
                 "activation_start": f"{result.activation_start:.6g}",
                 "activation_final": f"{result.activation_final:.6g}",
                 "model_version": self.version, "weights": self._weights_note()["description"]}
-        return to_png(result.image, text)
+        png = to_png(result.image, text)
+        if self.cache:
+            self.cache.put(self._cache_key(request), png)
+        return png
 
     def _weights_note(self):
         w = self.weights

@@ -1,6 +1,7 @@
 import os
 import re
 import sys
+import tempfile
 
 import pytest
 import requests
@@ -8,6 +9,8 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+# The handler's result cache, for every handler and server the suite makes: fresh each session.
+os.environ["FEATUREVIZ_CACHE_DIR"] = tempfile.mkdtemp(prefix="featureviz-cache-")
 sys.path.insert(0, os.path.join(ROOT, "handler"))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 

@@ -31,6 +31,7 @@ def test_visualize_returns_the_same_png_for_the_same_request(api):
     first, again = api.visualize(fields), api.visualize(fields, path="visualize/1.0")
     assert first.status_code == 200 and first.headers["content-type"] == "image/png"
     assert first.content == again.content
+    assert (first.headers["X-Cache"], again.headers["X-Cache"]) == ("miss", "hit")
     assert "untrained" in first.headers["X-Weights"]
     image = Image.open(io.BytesIO(first.content))
     assert image.mode == "RGB" and image.size == (19, 19)

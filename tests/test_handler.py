@@ -117,3 +117,17 @@ def test_a_lone_bad_request_over_grpc_is_a_batch_level_400_carrying_the_json(han
     with pytest.raises(PredictionException) as caught:
         call(handlers["visualize"], bad, headers={})  # gRPC requests carry no HTTP headers
     assert caught.value.error_code == 400 and json.loads(caught.value.message)["field"] == "filter"
+
+
+def test_a_repeated_visualize_answers_from_the_cache_without_the_engine(handlers, monkeypatch):
+    request = [{"body": {"layer": 14, "filter": 2, **TINY, "seed": 11}}]
+    first, _, _, headers = call(handlers["visualize"], request)
+    assert headers[0]["X-Cache"] == "miss"
+
+    def engine_must_not_run(*args):
+        raise AssertionError("the engine ran on a cache hit")
+
+    monkeypatch.setattr("featureviz_handler.run_visualize", engine_must_not_run)
+    again, statuses, types, headers = call(handlers["visualize"], request)
+    assert headers[0]["X-Cache"] == "hit" and statuses == [200] and types == ["image/png"]
+    assert again == first
