@@ -94,7 +94,8 @@ def parse_activations(fields: dict, features) -> ActivationsRequest:
 
 
 def run_visualize(features, request: VisualizeRequest):
-    with torch.enable_grad():
+    # Gradients even when a caller runs us under no_grad or inference_mode (as BaseHandler does).
+    with torch.inference_mode(False), torch.enable_grad():
         return visualize(features, request.layer, request.filter, request.schedule, request.seed)
 
 

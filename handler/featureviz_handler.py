@@ -5,12 +5,11 @@ The registered model name selects the operation: `visualize` or `activations`.
 import json
 import logging
 import os
+from dataclasses import asdict
 
 import torch
 from ts.torch_handler.base_handler import BaseHandler
 from ts.utils.util import PredictionException
-
-from dataclasses import asdict
 
 from featureviz import __version__ as engine_version
 from featureviz.cache import ResultCache, cache_key

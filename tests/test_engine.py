@@ -156,3 +156,12 @@ def test_single_channel_network_equals_the_full_layer_channel(features, state_di
     assert out.shape == expected.shape
     assert torch.allclose(out, expected, atol=1e-4, rtol=1e-4)
     assert all(not p.requires_grad for p in single_channel(features, layer, channel).parameters())
+
+
+def test_visualize_request_gets_gradients_under_inference_mode(features):
+    from featureviz.operations import parse_visualize, run_visualize
+    request = parse_visualize({"layer": 7, "filter": 12, "size": 16, "upscaling_steps": 2, "opt_steps": 3}, features)
+    with torch.inference_mode():
+        under = run_visualize(features, request)
+    plain = run_visualize(features, request)
+    assert torch.equal(under.image, plain.image) and under.activation_final > under.activation_start
