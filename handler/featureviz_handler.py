@@ -5,10 +5,13 @@ The registered model name selects the operation: `visualize` or `activations`.
 import json
 import logging
 import os
+import time
 from dataclasses import asdict
 
 import torch
 from ts.torch_handler.base_handler import BaseHandler
+from ts.metrics.dimension import Dimension
+from ts.metrics.metric_type_enum import MetricTypes
 from ts.utils.util import PredictionException
 
 from featureviz import __version__ as engine_version
@@ -108,7 +111,15 @@ class FeatureVizHandler(BaseHandler):
 
     def _run_visualize(self, request):
         try:
-            return run_visualize(self.features, request)
+            start = time.perf_counter()
+            result = run_visualize(self.features, request)
+            metrics = self.context.metrics
+            metrics.add_time("VisualizeDuration", (time.perf_counter() - start) * 1000, None, "ms", [])
+            steps = request.schedule.opt_steps * request.schedule.upscaling_steps
+            metrics.add_counter("VisualizeOptimizationSteps", steps, None, [])
+            metrics.add_metric("VisualizeFinalActivation", result.activation_final, "activation", None,
+                               [Dimension("Layer", str(request.layer))], MetricTypes.GAUGE)
+            return result
         except torch.OutOfMemoryError:
             logger.exception("visualize ran out of memory")
             return BadRequest("size", "the request does not fit in this worker's memory; "
@@ -129,9 +140,12 @@ class FeatureVizHandler(BaseHandler):
 
     def _encode(self, idx, request, result):
         context = self.context
+        context.set_response_header(idx, "X-Model-Version", self.version)
         if not self.weights["trained"]:
             context.set_response_header(idx, "X-Weights", UNTRAINED)
         if isinstance(result, BadRequest):
+            context.metrics.add_counter("RequestErrors", 1, None, [Dimension("Field", result.field),
+                                                                    Dimension("Status", str(result.status))])
             context.set_response_status(result.status, PHRASES.get(result.status, "Bad Request"), idx)
             context.set_response_content_type(idx, "application/json")
             return json.dumps(result.body())
@@ -139,10 +153,11 @@ class FeatureVizHandler(BaseHandler):
             context.set_response_content_type(idx, "application/json")
             return json.dumps({**result, "model_version": self.version, "weights": self._weights_note()})
         context.set_response_content_type(idx, "image/png")
-        if isinstance(result, bytes):
-            context.set_response_header(idx, "X-Cache", "hit")
+        hit = isinstance(result, bytes)
+        context.set_response_header(idx, "X-Cache", "hit" if hit else "miss")
+        context.metrics.add_counter("VisualizeCacheHits" if hit else "VisualizeCacheMisses", 1, None, [])
+        if hit:
             return result
-        context.set_response_header(idx, "X-Cache", "miss")
         text = {"layer": request.layer, "filter": request.filter, "seed": request.seed,
                 "activation_start": f"{result.activation_start:.6g}",
                 "activation_final": f"{result.activation_final:.6g}",

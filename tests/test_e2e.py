@@ -5,6 +5,7 @@ It runs on its own ports and temp dir, so it can run beside `make serve`.
 import concurrent.futures
 import io
 import os
+import re
 import threading
 
 import pytest
@@ -32,6 +33,7 @@ def test_visualize_returns_the_same_png_for_the_same_request(api):
     assert first.status_code == 200 and first.headers["content-type"] == "image/png"
     assert first.content == again.content
     assert (first.headers["X-Cache"], again.headers["X-Cache"]) == ("miss", "hit")
+    assert first.headers["X-Model-Version"] == again.headers["X-Model-Version"] == "1.0"
     assert "untrained" in first.headers["X-Weights"]
     image = Image.open(io.BytesIO(first.content))
     assert image.mode == "RGB" and image.size == (19, 19)
@@ -150,3 +152,24 @@ def test_a_bad_request_beside_good_ones_fails_alone_and_nothing_dies(api):
     assert api.worker_pids() == before
     assert requests.get(f"{api.inference}/ping", headers=api.auth, timeout=10).json()["status"] == "Healthy"
     assert api.visualize(good).content == responses[0].content
+
+
+def test_metrics_are_scraped_in_prometheus_format(api, served):
+    # Runs after the requests above: misses, hits and refusals have happened.
+    metrics = requests.get(f"{served['props']['metrics_address']}/metrics", timeout=10)
+    assert metrics.status_code == 200
+    text = metrics.text
+
+    def samples(name):
+        pattern = re.compile(rf"^{name}\{{(.*)\}} ([0-9.e+-]+)$", re.M)
+        return [(labels, float(value)) for labels, value in pattern.findall(text)]
+
+    for name in ("VisualizeDuration", "VisualizeOptimizationSteps", "VisualizeFinalActivation",
+                 "VisualizeCacheHits", "VisualizeCacheMisses", "RequestErrors"):
+        assert samples(name), f"{name} not in /metrics"
+    assert all('ModelName="visualize"' in labels for labels, _ in samples("VisualizeDuration"))
+    assert sum(value for _, value in samples("VisualizeCacheHits")) >= 1
+    errors = samples("RequestErrors")
+    assert any('Field="filter"' in labels and 'Status="400"' in labels for labels, _ in errors)
+    assert any('Field="data"' in labels and 'Status="413"' in labels for labels, _ in errors)
+    assert "ts_inference_requests_total" in text
