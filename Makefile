@@ -1,11 +1,15 @@
 # make serve [WEIGHTS=imagenet|random|/path/to/vgg16_bn.pth] [VERSION=1.0]  |  make stop  |  make test
+# make serve-ab [WEIGHTS_B=...] [AB_PERCENT=10]: versions 1.0 and 2.0 side by side, nginx on :8090
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 WEIGHTS ?= imagenet
 VERSION ?= 1.0
+# Version 2.0's weights: with random weights, another seed, so that the two versions differ.
+WEIGHTS_B ?= $(if $(filter random random:%,$(WEIGHTS)),random:1,$(WEIGHTS))
+AB_PERCENT ?= 10
 
-.PHONY: venv archive serve stop test clean
+.PHONY: venv archive serve serve-ab nginx stop test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,12 +22,24 @@ archive: venv
 	$(BIN)/python scripts/build_archive.py --weights "$(WEIGHTS)" --version "$(VERSION)"
 
 serve: archive
+	$(BIN)/python scripts/ab.py stop
 	$(BIN)/python scripts/server.py start
 
+serve-ab: archive nginx
+	$(BIN)/python scripts/build_archive.py --weights "$(WEIGHTS_B)" --version 2.0 --name featureviz_v2
+	$(BIN)/python scripts/server.py start
+	$(BIN)/python scripts/ab.py start --percent "$(AB_PERCENT)"
+
+# Debian's nginx for the A/B proxy, installed when missing (needs root, as on our machines and CI).
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
+
 stop: venv
+	$(BIN)/python scripts/ab.py stop
 	$(BIN)/python scripts/server.py stop
 
-test: venv
+test: venv nginx
 	$(BIN)/python -m pytest tests
 
 clean: stop

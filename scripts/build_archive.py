@@ -1,6 +1,7 @@
 """Build model_store/featureviz.mar: the engine, the handler and the chosen weights in one archive.
 
     python scripts/build_archive.py --weights {imagenet|random|random:SEED|PATH} [--version 1.0]
+                                    [--name featureviz]
 
 Skips the build when the archive already holds the same weights choice, version and sources.
 """
@@ -58,8 +59,8 @@ def sources_fingerprint(choice: str, version: str) -> str:
     return digest.hexdigest()
 
 
-def build(choice: str, version: str, export_path: str) -> str:
-    archive = os.path.join(export_path, f"{ARCHIVE_NAME}.mar")
+def build(choice: str, version: str, export_path: str, name: str = ARCHIVE_NAME) -> str:
+    archive = os.path.join(export_path, f"{name}.mar")
     stamp = archive + ".fingerprint"
     fingerprint = sources_fingerprint(choice, version)
     if os.path.exists(archive) and os.path.exists(stamp) and open(stamp).read() == fingerprint:
@@ -76,7 +77,7 @@ def build(choice: str, version: str, export_path: str) -> str:
             json.dump(meta, f, indent=2)
         subprocess.run([
             os.path.join(os.path.dirname(sys.executable), "torch-model-archiver"),
-            "--model-name", ARCHIVE_NAME, "--version", version,
+            "--model-name", name, "--version", version,
             "--handler", HANDLER, "--serialized-file", os.path.join(work, "vgg16_bn.pth"),
             "--extra-files", extra, "--config-file", MODEL_CONFIG,
             "--export-path", export_path, "--force",
@@ -92,9 +93,10 @@ def main():
     parser.add_argument("--weights", default=os.environ.get("WEIGHTS", "imagenet"))
     parser.add_argument("--version", default="1.0")
     parser.add_argument("--export-path", default=os.path.join(ROOT, "model_store"))
+    parser.add_argument("--name", default=ARCHIVE_NAME, help="archive file name, without .mar")
     args = parser.parse_args()
     try:
-        build(args.weights, args.version, args.export_path)
+        build(args.weights, args.version, args.export_path, args.name)
     except weights.WeightsError as error:
         sys.exit(f"error: {error}")
 
