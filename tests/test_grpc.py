@@ -87,3 +87,20 @@ def test_a_bad_request_batched_with_good_ones_gets_its_json_error_as_the_predict
         first, bad, last = pool.map(send, inputs)
     assert first == last and first.startswith(b"\x89PNG")
     assert json.loads(bad)["field"] == "filter"
+
+
+def test_grpc_management_describes_both_models(served):
+    messages, stubs = load("management")
+    with grpc.insecure_channel(f"127.0.0.1:{served['props']['grpc_management_port']}") as channel:
+        stub = stubs.ManagementAPIsServiceStub(channel)
+        token = [("authorization", f"Bearer {served['keys']['management']}")]
+        # limit: proto3's default 0 would list nothing
+        listed = json.loads(stub.ListModels(messages.ListModelsRequest(limit=100), metadata=token, timeout=30).msg)
+        assert {m["modelName"] for m in listed["models"]} >= {"visualize", "activations"}
+        described = json.loads(stub.DescribeModel(messages.DescribeModelRequest(model_name="visualize",
+                                                                                model_version="1.0"),
+                                                  metadata=token, timeout=30).msg)
+        assert described[0]["modelVersion"] == "1.0" and described[0]["batchSize"] == 4
+        with pytest.raises(grpc.RpcError):
+            stub.ListModels(messages.ListModelsRequest(limit=100), metadata=[("authorization", "Bearer wrong")],
+                            timeout=30)
