@@ -148,7 +148,7 @@ class FeatureVizHandler(BaseHandler):
                                                                     Dimension("Status", str(result.status))])
             context.set_response_status(result.status, PHRASES.get(result.status, "Bad Request"), idx)
             context.set_response_content_type(idx, "application/json")
-            return json.dumps(result.body())
+            return json.dumps({**result.body(), "model_version": self.version})
         if self.operation == "activations":
             context.set_response_content_type(idx, "application/json")
             return json.dumps({**result, "model_version": self.version, "weights": self._weights_note()})

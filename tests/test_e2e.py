@@ -106,6 +106,7 @@ def test_bad_visualize_requests_get_a_4xx_naming_the_field(api, fields, field):
     assert response.status_code == 400 and response.headers["content-type"] == "application/json"
     body = response.json()
     assert body["field"] == field and body["message"].startswith(field)
+    assert body["model_version"] == response.headers["X-Model-Version"] == "1.0"
 
 
 def test_malformed_json_gets_a_400(api):
