@@ -2,6 +2,7 @@
 
 Values come as JSON (typed) or as text/bytes (multipart form fields, gRPC input map).
 """
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -95,3 +96,27 @@ def parse_fields(fields: dict, specs: list[Field], ignore=()) -> dict:
         else:
             values[spec.name] = spec.default
     return values
+
+
+def request_fields(request: dict, body_is_json: bool) -> dict:
+    """A request as a model server hands it over -> its fields.
+
+    `body` is the whole body when it is not a form: a decoded JSON object, or raw bytes, which are
+    JSON text when `body_is_json` and an upload otherwise. Form fields and gRPC inputs come as
+    keys of their own."""
+    body = request.get("body")
+    if isinstance(body, dict):
+        return body
+    if body is not None and not isinstance(body, (bytes, bytearray)):
+        raise BadRequest("body", f"expected a JSON object of fields, got JSON {type(body).__name__}")
+    if body_is_json and body is not None:
+        if not body.strip():
+            return {}
+        try:
+            fields = json.loads(body)
+        except ValueError:
+            raise BadRequest("body", "not valid JSON; send a JSON object of fields or form fields") from None
+        if not isinstance(fields, dict):
+            raise BadRequest("body", "expected a JSON object of fields")
+        return fields
+    return dict(request)

@@ -1,9 +1,11 @@
 """The served operations: their fields, compute limits, and the engine calls behind them."""
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
+from . import __version__
 from .activations import channel_means, top_channels
+from .cache import cache_key
 from .fields import BadRequest, Field, parse_fields
 from .image import center_square, decode_image
 from .network import LAYER_COUNT, min_input_side, output_channels
@@ -91,6 +93,12 @@ def parse_activations(fields: dict, features) -> ActivationsRequest:
     except ValueError as error:
         raise BadRequest("data", str(error).removeprefix("data: "), getattr(error, "status", 400)) from None
     return ActivationsRequest(v["layer"], v["size"], center_square(image, v["size"]))
+
+
+def visualize_cache_key(request: VisualizeRequest, **context) -> str:
+    """Every field of the request, the engine's version, and `context` (weights, device, ...)."""
+    return cache_key(engine=__version__, layer=request.layer, filter=request.filter, seed=request.seed,
+                     **asdict(request.schedule), **context)
 
 
 def run_visualize(features, request: VisualizeRequest):

@@ -6,20 +6,19 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict
 
 import torch
-from ts.torch_handler.base_handler import BaseHandler
 from ts.metrics.dimension import Dimension
 from ts.metrics.metric_type_enum import MetricTypes
+from ts.torch_handler.base_handler import BaseHandler
 from ts.utils.util import PredictionException
 
-from featureviz import __version__ as engine_version
-from featureviz.cache import ResultCache, cache_key
-from featureviz.fields import BadRequest
+from featureviz.cache import ResultCache
+from featureviz.fields import BadRequest, request_fields
 from featureviz.image import to_png
 from featureviz.network import build_model
-from featureviz.operations import parse_activations, parse_visualize, run_activations, run_visualize
+from featureviz.operations import (parse_activations, parse_visualize, run_activations, run_visualize,
+                                   visualize_cache_key)
 from featureviz.weights import load_state_dict
 
 logger = logging.getLogger(__name__)
@@ -56,39 +55,20 @@ class FeatureVizHandler(BaseHandler):
         return ResultCache(folder, int(max_mb * 2**20)) if max_mb > 0 else None
 
     def _cache_key(self, request):
-        return cache_key(engine=engine_version, weights=self.weights["sha256"], device=self.device.type,
-                         model_version=self.version, layer=request.layer, filter=request.filter,
-                         seed=request.seed, **asdict(request.schedule))
+        return visualize_cache_key(request, weights=self.weights["sha256"], device=self.device.type,
+                                   model_version=self.version)
 
     def preprocess(self, data):
         """Each request -> a validated engine request, or the BadRequest that refuses it."""
+        visualize = self.operation == "visualize"
+        parse = parse_visualize if visualize else parse_activations
         parsed = []
         for request in data:
             try:
-                fields = self._fields(request)
-                parse = parse_visualize if self.operation == "visualize" else parse_activations
-                parsed.append(parse(fields, self.features))
+                parsed.append(parse(request_fields(request, body_is_json=visualize), self.features))
             except BadRequest as error:
                 parsed.append(error)
         return parsed
-
-    def _fields(self, request: dict) -> dict:
-        body = request.get("body")
-        if isinstance(body, dict):
-            return body
-        if body is not None and not isinstance(body, (bytes, bytearray)):
-            raise BadRequest("body", f"expected a JSON object of fields, got JSON {type(body).__name__}")
-        if self.operation == "visualize" and body is not None:
-            if not body.strip():
-                return {}
-            try:
-                fields = json.loads(body)
-            except ValueError:
-                raise BadRequest("body", "not valid JSON; send a JSON object of fields or form fields") from None
-            if not isinstance(fields, dict):
-                raise BadRequest("body", "expected a JSON object of fields")
-            return fields
-        return dict(request)
 
     def inference(self, requests):
         """No inference_mode here: visualize needs gradients with respect to the pixels.

@@ -97,3 +97,17 @@ def test_activations_refusals(features, fields, field, status, words):
         parse_activations(fields, features)
     assert (caught.value.field, caught.value.status) == (field, status)
     assert words in caught.value.message
+
+
+def test_request_fields_from_each_shape_a_model_server_hands_over():
+    from featureviz.fields import request_fields
+    assert request_fields({"body": {"filter": 1}}, body_is_json=True) == {"filter": 1}
+    assert request_fields({"body": bytearray(b'{"filter": 1}')}, body_is_json=True) == {"filter": 1}
+    assert request_fields({"body": b"  "}, body_is_json=True) == {}
+    assert request_fields({"filter": b"1", "layer": b"7"}, body_is_json=True) == {"filter": b"1", "layer": b"7"}
+    image = {"body": bytearray(b"\x89PNG...")}
+    assert request_fields(image, body_is_json=False) == image
+    for body, words in ((b"{oops", "not valid JSON"), (b"[1]", "JSON object"), (["x"], "got JSON list")):
+        with pytest.raises(BadRequest) as caught:
+            request_fields({"body": body}, body_is_json=True)
+        assert caught.value.field == "body" and words in caught.value.message
