@@ -1,10 +1,11 @@
 """Images: the noise start, ImageNet normalization, upscale and blur, PNG, uploads."""
 import io
+import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageDraw, PngImagePlugin
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -62,11 +63,33 @@ def box_blur(img: torch.Tensor, k: int) -> torch.Tensor:
 def to_png(img: torch.Tensor, text: dict | None = None) -> bytes:
     """(3, H, W) in [0, 1] -> RGB PNG bytes, with optional tEXt entries."""
     pixels = (img.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return _png(Image.fromarray(pixels, "RGB"), text)
+
+
+LABEL_HEIGHT = 14
+
+
+def grid_png(labels: list, pngs: list[bytes], text: dict | None = None) -> bytes:
+    """Same-sized PNGs side by side in a near-square grid, each under a strip with its label."""
+    images = [Image.open(io.BytesIO(png)).convert("RGB") for png in pngs]
+    width, height = images[0].size
+    cols = math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / cols)
+    grid = Image.new("RGB", (cols * width, rows * (height + LABEL_HEIGHT)), "white")
+    draw = ImageDraw.Draw(grid)
+    for k, (label, image) in enumerate(zip(labels, images)):
+        x, y = (k % cols) * width, (k // cols) * (height + LABEL_HEIGHT)
+        draw.text((x + 2, y + 1), str(label), fill="black")
+        grid.paste(image, (x, y + LABEL_HEIGHT))
+    return _png(grid, text)
+
+
+def _png(image: Image.Image, text: dict | None) -> bytes:
     info = PngImagePlugin.PngInfo()
     for key, value in (text or {}).items():
         info.add_text(key, str(value))
     out = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(out, format="PNG", pnginfo=info)
+    image.save(out, format="PNG", pnginfo=info)
     return out.getvalue()
 
 

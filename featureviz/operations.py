@@ -1,5 +1,6 @@
 """The served operations: their fields, compute limits, and the engine calls behind them."""
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -15,6 +16,8 @@ LAYER_RANGE = (0, LAYER_COUNT - 1)
 MAX_SIDE = 1024  # largest image side any scale may reach
 # Compute limit: pixels x Adam steps summed over scales, twice the default request's 10.8 M.
 MAX_PIXEL_STEPS = 2 * sum(s * s for s in Schedule().sides()) * Schedule().opt_steps
+MAX_FILTERS = 64  # `filters`: at most this many, and all of them at most 4x the single limit
+MAX_FILTERS_PIXEL_STEPS = 4 * MAX_PIXEL_STEPS
 
 VISUALIZE_FIELDS = [
     Field("layer", int, 40, *LAYER_RANGE),
@@ -41,6 +44,13 @@ class VisualizeRequest:
     filter: int
     schedule: Schedule
     seed: int
+    filters: tuple | None = None  # several filters: one image each, answered as a grid
+
+    def singles(self) -> list["VisualizeRequest"]:
+        """The single-filter requests this one stands for."""
+        if self.filters is None:
+            return [self]
+        return [replace(self, filter=f, filters=None) for f in self.filters]
 
 
 @dataclass(frozen=True)
@@ -57,13 +67,39 @@ def _check_side(features, layer, size):
                                  f"expected at least {smallest}")
 
 
+def parse_filter_list(raw) -> tuple:
+    """`filters` as a JSON list of integers, or text: "3,5,9" or "[3, 5, 9]"."""
+    accepted = f"a list of 1 to {MAX_FILTERS} different integers, e.g. [3, 5, 9] or \"3,5,9\""
+    if isinstance(raw, (bytes, bytearray)):
+        raw = raw.decode("utf-8", errors="replace")
+    if isinstance(raw, str):
+        text = raw.strip()
+        try:
+            raw = json.loads(text) if text.startswith("[") else [int(part) for part in text.split(",")]
+        except ValueError:
+            raise BadRequest("filters", f"{text[:40]!r} is not {accepted}") from None
+    if (not isinstance(raw, list) or not 1 <= len(raw) <= MAX_FILTERS
+            or any(isinstance(f, bool) or not isinstance(f, int) or f < 0 for f in raw)
+            or len(set(raw)) != len(raw)):
+        raise BadRequest("filters", f"{str(raw)[:60]} is not {accepted}")
+    return tuple(raw)
+
+
 def parse_visualize(fields: dict, features) -> VisualizeRequest:
+    filters = None
+    if "filters" in fields:
+        if "filter" in fields:
+            raise BadRequest("filters", "send either filter or filters, not both")
+        filters = parse_filter_list(fields["filters"])
+        fields = {**{k: v for k, v in fields.items() if k != "filters"}, "filter": filters[0]}
     v = parse_fields(fields, VISUALIZE_FIELDS)
     layer, size = v["layer"], v["size"]
     channels = output_channels(features, layer)
-    if v["filter"] >= channels:
-        raise BadRequest("filter", f"{v['filter']} is out of range; layer {layer} has {channels} "
-                                   f"channels: expected an integer in 0..{channels - 1}")
+    for f in filters or (v["filter"],):
+        if f >= channels:
+            raise BadRequest("filters" if filters else "filter",
+                             f"{f} is out of range; layer {layer} has {channels} channels: "
+                             f"expected {'integers' if filters else 'an integer'} in 0..{channels - 1}")
     _check_side(features, layer, size)
     if v["blur"] is not None and v["blur"] > size:
         raise BadRequest("blur", f"{v['blur']} is larger than the image ({size} px); expected at most {size} or null")
@@ -76,7 +112,10 @@ def parse_visualize(fields: dict, features) -> VisualizeRequest:
     if work > MAX_PIXEL_STEPS:
         raise BadRequest("opt_steps", f"the request needs {work} pixel-steps (pixels x opt_steps over all "
                                       f"scales); at most {MAX_PIXEL_STEPS}")
-    return VisualizeRequest(layer, v["filter"], schedule, v["seed"])
+    if filters and work * len(filters) > MAX_FILTERS_PIXEL_STEPS:
+        raise BadRequest("filters", f"{len(filters)} filters need {work * len(filters)} pixel-steps; "
+                                    f"at most {MAX_FILTERS_PIXEL_STEPS}: send fewer filters")
+    return VisualizeRequest(layer, v["filter"], schedule, v["seed"], filters)
 
 
 def parse_activations(fields: dict, features) -> ActivationsRequest:

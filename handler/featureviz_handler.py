@@ -15,7 +15,7 @@ from ts.utils.util import PredictionException
 
 from featureviz.cache import ResultCache
 from featureviz.fields import BadRequest, request_fields
-from featureviz.image import to_png
+from featureviz.image import grid_png, to_png
 from featureviz.network import build_model
 from featureviz.operations import (parse_activations, parse_visualize, run_activations, run_visualize,
                                    visualize_cache_key)
@@ -80,14 +80,44 @@ class FeatureVizHandler(BaseHandler):
             for i, result in zip(valid, run_activations(self.features, [requests[i] for i in valid])):
                 results[i] = result
         else:
-            done = {}  # identical requests in one batch are optimized once
+            done = {}  # identical single-filter requests in one batch are optimized once
             for i in valid:
-                key = self._cache_key(requests[i])
-                if key not in done:
-                    cached = self.cache.get(key) if self.cache else None
-                    done[key] = cached if cached is not None else self._run_visualize(requests[i])
-                results[i] = done[key]
+                results[i] = self._visualize_png(requests[i], done)
         return list(zip(requests, results))
+
+    def _visualize_png(self, request, done):
+        """(PNG, cache hit) for a request: its image, or for `filters` the labelled grid of the
+        single-filter images, each exactly what that single request returns (and cached as such)."""
+        singles = [self._single_png(single, done) for single in request.singles()]
+        refused = next((s for s in singles if isinstance(s, BadRequest)), None)
+        if refused or request.filters is None:
+            return refused or singles[0]
+        text = {"layer": request.layer, "filters": ",".join(map(str, request.filters)), "seed": request.seed,
+                "model_version": self.version, "weights": self._weights_note()["description"]}
+        grid = grid_png([f"filter {f}" for f in request.filters], [png for png, _ in singles], text)
+        return grid, all(hit for _, hit in singles)
+
+    def _single_png(self, request, done):
+        key = self._cache_key(request)
+        if key not in done:
+            cached = self.cache.get(key) if self.cache else None
+            if cached is not None:
+                done[key] = (cached, True)
+            else:
+                result = self._run_visualize(request)
+                if isinstance(result, BadRequest):
+                    return result
+                png = to_png(result.image, self._png_text(request, result))
+                if self.cache:
+                    self.cache.put(key, png)
+                done[key] = (png, False)
+        return done[key]
+
+    def _png_text(self, request, result):
+        return {"layer": request.layer, "filter": request.filter, "seed": request.seed,
+                "activation_start": f"{result.activation_start:.6g}",
+                "activation_final": f"{result.activation_final:.6g}",
+                "model_version": self.version, "weights": self._weights_note()["description"]}
 
     def _run_visualize(self, request):
         try:
@@ -106,7 +136,7 @@ class FeatureVizHandler(BaseHandler):
                                       "lower size, upscaling_steps or upscaling_factor", 507)
 
     def postprocess(self, pairs):
-        encoded = [self._encode(i, request, result) for i, (request, result) in enumerate(pairs)]
+        encoded = [self._encode(i, result) for i, (_, result) in enumerate(pairs)]
         refused = pairs[0][1]
         if len(pairs) == 1 and isinstance(refused, BadRequest) and self._over_grpc(0):
             # TorchServe's gRPC frontend ignores per-request statuses; only a batch-level error
@@ -118,7 +148,7 @@ class FeatureVizHandler(BaseHandler):
         # The HTTP frontend adds `url_path` (and the HTTP headers) to every request; gRPC adds none.
         return "url_path" not in self.context.get_all_request_header(idx)
 
-    def _encode(self, idx, request, result):
+    def _encode(self, idx, result):
         context = self.context
         context.set_response_header(idx, "X-Model-Version", self.version)
         if not self.weights["trained"]:
@@ -133,18 +163,9 @@ class FeatureVizHandler(BaseHandler):
             context.set_response_content_type(idx, "application/json")
             return json.dumps({**result, "model_version": self.version, "weights": self._weights_note()})
         context.set_response_content_type(idx, "image/png")
-        hit = isinstance(result, bytes)
+        png, hit = result
         context.set_response_header(idx, "X-Cache", "hit" if hit else "miss")
         context.metrics.add_counter("VisualizeCacheHits" if hit else "VisualizeCacheMisses", 1, None, [])
-        if hit:
-            return result
-        text = {"layer": request.layer, "filter": request.filter, "seed": request.seed,
-                "activation_start": f"{result.activation_start:.6g}",
-                "activation_final": f"{result.activation_final:.6g}",
-                "model_version": self.version, "weights": self._weights_note()["description"]}
-        png = to_png(result.image, text)
-        if self.cache:
-            self.cache.put(self._cache_key(request), png)
         return png
 
     def _weights_note(self):

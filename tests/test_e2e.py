@@ -49,6 +49,22 @@ def test_visualize_accepts_form_fields(api):
     assert as_form.status_code == 200 and as_form.content == as_json.content
 
 
+def test_filters_answer_a_grid_and_fill_the_cache_for_each_filter(api):
+    fields = {"layer": 14, **TINY, "seed": 21}
+    grid = api.visualize({**fields, "filters": [3, 8]})
+    assert grid.status_code == 200 and grid.headers["X-Cache"] == "miss"
+    image = Image.open(io.BytesIO(grid.content))
+    assert image.size == (2 * 19, 19 + 14) and image.text["filters"] == "3,8"
+    form = requests.post(f"{api.inference}/predictions/visualize", headers=api.auth, timeout=120,
+                         files={"layer": (None, "14"), "filters": (None, "3,8"), "seed": (None, "21"),
+                                **{k: (None, str(v)) for k, v in TINY.items()}})
+    assert form.headers["X-Cache"] == "hit" and form.content == grid.content
+    single = api.visualize({**fields, "filter": 8})
+    assert single.headers["X-Cache"] == "hit"
+    bad = api.visualize({**fields, "filters": [3, 3000]})
+    assert bad.status_code == 400 and bad.json()["field"] == "filters"
+
+
 def test_default_visualize_at_layer_40_is_408_pixels(api):
     # The article's whole schedule (12 scales up to 408 px, 20 Adam steps each): minutes on a CPU.
     response = api.visualize({"filter": 0})

@@ -111,3 +111,28 @@ def test_request_fields_from_each_shape_a_model_server_hands_over():
         with pytest.raises(BadRequest) as caught:
             request_fields({"body": body}, body_is_json=True)
         assert caught.value.field == "body" and words in caught.value.message
+
+
+@pytest.mark.parametrize("raw", [[3, 5, 9], "3,5,9", b" 3, 5,9", b"[3, 5, 9]"])
+def test_filters_as_a_list_or_text(features, raw):
+    request = parse_visualize({"layer": 7, "filters": raw}, features)
+    assert request.filters == (3, 5, 9)
+    assert [single.filter for single in request.singles()] == [3, 5, 9]
+    assert all(single.filters is None and single.layer == 7 for single in request.singles())
+    assert parse_visualize({"filter": 4}, features).singles()[0].filter == 4
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"filter": 1, "filters": [2]}, "not both"),
+    ({"filters": []}, "not a list"),
+    ({"filters": [1, 1]}, "different integers"),
+    ({"filters": [1, True]}, "different integers"),
+    ({"filters": "1,x"}, "not a list"),
+    ({"filters": list(range(65))}, "1 to 64"),
+    ({"layer": 7, "filters": [1, 128]}, "0..127"),
+    ({"filters": list(range(9))}, "send fewer filters"),
+])
+def test_filters_refusals(features, fields, words):
+    with pytest.raises(BadRequest) as caught:
+        parse_visualize(fields, features)
+    assert caught.value.field == "filters" and words in caught.value.message

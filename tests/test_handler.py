@@ -3,6 +3,7 @@ import io
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -12,7 +13,8 @@ from ts.utils.util import PredictionException
 
 import ts
 from conftest import TINY, reference_layer_output
-from featureviz.image import center_square, normalize
+from featureviz.image import center_square, normalize, to_png
+from featureviz.operations import parse_visualize, run_visualize
 from featureviz_handler import FeatureVizHandler
 from test_fields import png
 
@@ -131,3 +133,20 @@ def test_a_repeated_visualize_answers_from_the_cache_without_the_engine(handlers
     again, statuses, types, headers = call(handlers["visualize"], request)
     assert headers[0]["X-Cache"] == "hit" and statuses == [200] and types == ["image/png"]
     assert again == first
+
+
+def test_filters_give_a_labelled_grid_of_exactly_the_single_filter_images(handlers):
+    fields = {"layer": 7, **TINY, "seed": 5}
+    grid_out, statuses, types, headers = call(handlers["visualize"], [{"body": {**fields, "filters": [4, 9, 2]}}])
+    assert statuses == [200] and types == ["image/png"] and headers[0]["X-Cache"] == "miss"
+    grid = Image.open(io.BytesIO(grid_out[0]))
+    assert grid.size == (2 * 19, 2 * (19 + 14)) and grid.text["filters"] == "4,9,2"
+    for k, f in enumerate((4, 9, 2)):
+        single, _, _, single_headers = call(handlers["visualize"], [{"body": {**fields, "filter": f}}])
+        assert single_headers[0]["X-Cache"] == "hit"  # the grid cached each single image
+        cell = grid.convert("RGB").crop(((k % 2) * 19, (k // 2) * 33 + 14, (k % 2) * 19 + 19, (k // 2) * 33 + 33))
+        assert np.array_equal(np.asarray(cell), np.asarray(Image.open(io.BytesIO(single[0])).convert("RGB")))
+        # and that is the engine's own single-filter image, computed afresh here
+        request = parse_visualize({**fields, "filter": f}, handlers["visualize"].features)
+        fresh = run_visualize(handlers["visualize"].features, request).image
+        assert np.array_equal(np.asarray(cell), np.asarray(Image.open(io.BytesIO(to_png(fresh))).convert("RGB")))
