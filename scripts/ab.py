@@ -16,9 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server  # noqa: E402
@@ -104,11 +102,9 @@ def stop_nginx(prefix: str = NGINX_DIR):
 
 
 def _management(props, workdir, method, path):
-    token = server.keys(workdir)["management"]
-    request = urllib.request.Request(f"{props['management_address']}{path}", method=method,
-                                     headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=600) as response:
-        return json.loads(response.read() or b"null")
+    body = server.call(f"{props['management_address']}{path}", server.keys(workdir)["management"],
+                       method, timeout=600)
+    return json.loads(body or b"null")
 
 
 def register_version(props: dict, workdir: str, archive: str, version: str = "2.0"):

@@ -54,10 +54,12 @@ def keys(workdir: str) -> dict:
     return {kind: data[kind]["key"] for kind in ("inference", "management", "API")}
 
 
-def _get(url: str, token: str | None = None, timeout: float = 5):
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+def call(url: str, token: str | None = None, method: str = "GET", timeout: float = 5) -> bytes:
+    """The body of an HTTP call to TorchServe with a bearer token; raises on a non-2xx status."""
+    request = urllib.request.Request(url, method=method,
+                                     headers={"Authorization": f"Bearer {token}"} if token else {})
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.status, response.read()
+        return response.read()
 
 
 def wait_ready(props: dict, workdir: str, models: list[str], timeout: float, process_alive=lambda: True):
@@ -69,10 +71,10 @@ def wait_ready(props: dict, workdir: str, models: list[str], timeout: float, pro
             raise RuntimeError("TorchServe exited during start-up; see logs/ts_log.log")
         try:
             tokens = keys(workdir)
-            _get(f"{inference}/ping", tokens["inference"])  # TorchServe 0.12 wants the token here too
+            call(f"{inference}/ping", tokens["inference"])  # TorchServe 0.12 wants the token here too
             ready = 0
             for model in models:
-                _, body = _get(f"{management}/models/{model}", tokens["management"])
+                body = call(f"{management}/models/{model}", tokens["management"])
                 workers = [w for entry in json.loads(body) for w in entry.get("workers", [])]
                 ready += any(w.get("status") == "READY" for w in workers)
             if ready == len(models):
