@@ -9,7 +9,7 @@ FROM pytorch/torchserve:${TORCHSERVE_VERSION}-${FLAVOR}
 
 # The handler's own needs beside the image's torch, torchvision and torchserve.
 USER root
-RUN python -m pip install --no-cache-dir pyyaml==6.0.3 pillow==13.0.0 numpy==2.4.6
+RUN python -m pip install --no-cache-dir pyyaml==6.0.3 pillow==13.0.0 numpy==2.4.6 captum==0.9.0 matplotlib==3.11.2
 USER model-server
 
 # A default config for containers (all interfaces); a mounted one replaces it.

@@ -28,14 +28,17 @@ REQUIRED = object()
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: type  # int or float
+    kind: type  # int, float, or str (one of `choices`)
     default: Any = REQUIRED
     low: float | None = None
     high: float | None = None
     nullable: bool = False
     low_exclusive: bool = False
+    choices: tuple = ()
 
     def accepted(self) -> str:
+        if self.kind is str:
+            return "one of " + ", ".join(self.choices)
         kind = "an integer" if self.kind is int else "a number"
         low = "" if self.low is None else (f"> {self.low}" if self.low_exclusive else f">= {self.low}")
         high = "" if self.high is None else f"<= {self.high}"
@@ -48,6 +51,8 @@ class Field:
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise BadRequest(self.name, f"not UTF-8 text; expected {self.accepted()}") from None
+        if self.kind is str:
+            return self._choice(raw)
         if isinstance(raw, str):
             raw = raw.strip()
             if self.nullable and raw.lower() in ("null", "none", ""):
@@ -61,6 +66,14 @@ class Field:
         too_low = self.low is not None and (value <= self.low if self.low_exclusive else value < self.low)
         if too_low or (self.high is not None and value > self.high):
             raise BadRequest(self.name, f"{value!r} is out of range; expected {self.accepted()}")
+        return value
+
+    def _choice(self, raw):
+        if raw is None and self.nullable:
+            return None
+        value = raw.strip() if isinstance(raw, str) else raw
+        if value not in self.choices:
+            raise BadRequest(self.name, f"{str(raw)[:40]!r} is not {self.accepted()}")
         return value
 
     def _from_text(self, text):

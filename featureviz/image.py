@@ -63,7 +63,7 @@ def box_blur(img: torch.Tensor, k: int) -> torch.Tensor:
 def to_png(img: torch.Tensor, text: dict | None = None) -> bytes:
     """(3, H, W) in [0, 1] -> RGB PNG bytes, with optional tEXt entries."""
     pixels = (img.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return _png(Image.fromarray(pixels, "RGB"), text)
+    return encode_png(Image.fromarray(pixels, "RGB"), text)
 
 
 LABEL_HEIGHT = 14
@@ -81,10 +81,10 @@ def grid_png(labels: list, pngs: list[bytes], text: dict | None = None) -> bytes
         x, y = (k % cols) * width, (k // cols) * (height + LABEL_HEIGHT)
         draw.text((x + 2, y + 1), str(label), fill="black")
         grid.paste(image, (x, y + LABEL_HEIGHT))
-    return _png(grid, text)
+    return encode_png(grid, text)
 
 
-def _png(image: Image.Image, text: dict | None) -> bytes:
+def encode_png(image: Image.Image, text: dict | None) -> bytes:
     info = PngImagePlugin.PngInfo()
     for key, value in (text or {}).items():
         info.add_text(key, str(value))

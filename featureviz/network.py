@@ -1,7 +1,11 @@
 """The network: torchvision's vgg16_bn, indexed as the article counts `vgg16_bn().features`."""
+from collections import OrderedDict
+
 import torch
 from torch import nn
 from torchvision.models import vgg16_bn
+
+from .image import normalize
 
 LAYER_COUNT = 44  # features[0] .. features[43]
 
@@ -9,10 +13,29 @@ LAYER_COUNT = 44  # features[0] .. features[43]
 def build_model(state_dict, device="cpu"):
     """A frozen vgg16_bn in eval mode on `device`, from a torchvision state_dict."""
     model = vgg16_bn(weights=None)
-    model.load_state_dict(state_dict)
+    model.load_state_dict(state_dict, assign=True)  # no copy: keeps a memory-mapped state_dict mapped
     model.eval().requires_grad_(False)
     # channels_last: oneDNN's and cuDNN's faster convolution layout (1.4x at layer 7 on our CPUs).
     return model.to(device, memory_format=torch.channels_last)
+
+
+class Normalize(nn.Module):
+    """[0, 1] RGB pixels -> the network's input space, channels_last."""
+
+    def forward(self, pixels):
+        return normalize(pixels).contiguous(memory_format=torch.channels_last)
+
+
+def classifier_net(model) -> nn.Sequential:
+    """The whole classifier, [0, 1] pixels -> logits, sharing `model`'s weights.
+
+    Its ReLUs are out of place, so that a hook on any module, and captum's backward hooks on the
+    ReLUs, see that module's own output. `net.features[i]` is the article's layer i."""
+    def out_of_place(modules):
+        return nn.Sequential(*[nn.ReLU() if isinstance(m, nn.ReLU) else m for m in modules])
+    return nn.Sequential(OrderedDict(normalize=Normalize(), features=out_of_place(model.features),
+                                     avgpool=model.avgpool, flatten=nn.Flatten(),
+                                     classifier=out_of_place(model.classifier))).eval()
 
 
 def truncated(features: nn.Sequential, layer: int) -> nn.Sequential:

@@ -60,13 +60,6 @@ class ActivationsRequest:
     image: torch.Tensor  # (3, size, size) in [0, 1]
 
 
-def _check_side(features, layer, size):
-    smallest = min_input_side(features, layer)
-    if size < smallest:
-        raise BadRequest("size", f"{size} is too small for layer {layer}: its output would be empty; "
-                                 f"expected at least {smallest}")
-
-
 def parse_filter_list(raw) -> tuple:
     """`filters` as a JSON list of integers, or text: "3,5,9" or "[3, 5, 9]"."""
     accepted = f"a list of 1 to {MAX_FILTERS} different integers, e.g. [3, 5, 9] or \"3,5,9\""
@@ -100,7 +93,7 @@ def parse_visualize(fields: dict, features) -> VisualizeRequest:
             raise BadRequest("filters" if filters else "filter",
                              f"{f} is out of range; layer {layer} has {channels} channels: "
                              f"expected {'integers' if filters else 'an integer'} in 0..{channels - 1}")
-    _check_side(features, layer, size)
+    check_side(features, layer, size)
     if v["blur"] is not None and v["blur"] > size:
         raise BadRequest("blur", f"{v['blur']} is larger than the image ({size} px); expected at most {size} or null")
     schedule = Schedule(size, v["upscaling_steps"], v["upscaling_factor"], v["opt_steps"], v["lr"], v["blur"])
@@ -118,20 +111,34 @@ def parse_visualize(fields: dict, features) -> VisualizeRequest:
     return VisualizeRequest(layer, v["filter"], schedule, v["seed"], filters)
 
 
-def parse_activations(fields: dict, features) -> ActivationsRequest:
+def parse_upload(fields: dict, specs: list[Field]) -> tuple[dict, torch.Tensor]:
+    """An image request's fields -> (validated values, (3, size, size) image in [0, 1]).
+    `specs` must include `size`: the shorter side is resized to it and the center cropped."""
     uploads = [name for name in IMAGE_FIELDS if name in fields]
     if not uploads:
         raise BadRequest("data", "missing; send a JPEG or PNG image as the body or as the field 'data'")
     data = fields[uploads[0]]
     if not isinstance(data, (bytes, bytearray)):
         raise BadRequest("data", "expected JPEG or PNG bytes (raw body or multipart field 'data'), got JSON")
-    v = parse_fields(fields, ACTIVATIONS_FIELDS, ignore=IMAGE_FIELDS)
-    _check_side(features, v["layer"], v["size"])
+    values = parse_fields(fields, specs, ignore=IMAGE_FIELDS)
     try:
         image = decode_image(bytes(data))
     except ValueError as error:
         raise BadRequest("data", str(error).removeprefix("data: "), getattr(error, "status", 400)) from None
-    return ActivationsRequest(v["layer"], v["size"], center_square(image, v["size"]))
+    return values, center_square(image, values["size"])
+
+
+def check_side(features, layer: int, size: int):
+    smallest = min_input_side(features, layer)
+    if size < smallest:
+        raise BadRequest("size", f"{size} is too small for layer {layer}: its output would be empty; "
+                                 f"expected at least {smallest}")
+
+
+def parse_activations(fields: dict, features) -> ActivationsRequest:
+    values, image = parse_upload(fields, ACTIVATIONS_FIELDS)
+    check_side(features, values["layer"], values["size"])
+    return ActivationsRequest(values["layer"], values["size"], image)
 
 
 def visualize_cache_key(request: VisualizeRequest, **context) -> str:

@@ -49,7 +49,8 @@ def imagenet_file(cache_dir: str | None = None) -> str:
 def load_state_dict(path: str) -> dict:
     """A vgg16_bn state_dict from a file, loaded with weights_only=True and checked for shape."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: the classifier's 0.5 GB stays file pages, shared by all workers of the archive.
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:
         raise WeightsError(f"{path} is not a loadable state_dict: {error}") from None
     expected = vgg16_bn(weights=None).state_dict()

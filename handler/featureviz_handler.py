@@ -1,6 +1,7 @@
 """TorchServe adapter for the featureviz engine: parse, call the engine, encode.
 
-The registered model name selects the operation: `visualize` or `activations`.
+The registered model name selects the operation: `visualize`, `activations`, or one of
+featureviz.explain's (deconv, saliency, gradcam, occlusion, layers, filters).
 """
 import json
 import logging
@@ -14,15 +15,18 @@ from ts.torch_handler.base_handler import BaseHandler
 from ts.utils.util import PredictionException
 
 from featureviz.cache import ResultCache
+from featureviz.explain import OPERATIONS as EXPLAIN_OPERATIONS
+from featureviz.explain import Explained, parse_explain, run_explain
 from featureviz.fields import BadRequest, request_fields
 from featureviz.image import grid_png, to_png
-from featureviz.network import build_model
+from featureviz.network import build_model, classifier_net
 from featureviz.operations import (parse_activations, parse_visualize, run_activations, run_visualize,
                                    visualize_cache_key)
 from featureviz.weights import load_state_dict
 
 logger = logging.getLogger(__name__)
-OPERATIONS = ("visualize", "activations")
+OPERATIONS = ("visualize", "activations", *EXPLAIN_OPERATIONS)
+JSON_BODY = ("visualize", "layers", "filters")  # the others take an image as the body
 PHRASES = {400: "Bad Request", 413: "Payload Too Large", 507: "Insufficient Storage"}
 UNTRAINED = "untrained: seeded random weights (WEIGHTS=random), no learned features"
 
@@ -40,7 +44,9 @@ class FeatureVizHandler(BaseHandler):
         with open(os.path.join(model_dir, "weights.json")) as f:
             self.weights = json.load(f)
         state_dict = load_state_dict(os.path.join(model_dir, context.manifest["model"]["serializedFile"]))
-        self.features = build_model(state_dict, self.device).features
+        model = build_model(state_dict, self.device)
+        self.features = model.features
+        self.net = classifier_net(model)
         self.version = context.manifest["model"].get("modelVersion", "")
         self.cache = self._make_cache(getattr(context, "model_yaml_config", None) or {})
         self.initialized = True
@@ -60,12 +66,17 @@ class FeatureVizHandler(BaseHandler):
 
     def preprocess(self, data):
         """Each request -> a validated engine request, or the BadRequest that refuses it."""
-        visualize = self.operation == "visualize"
-        parse = parse_visualize if visualize else parse_activations
+        op = self.operation
+        if op in EXPLAIN_OPERATIONS:
+            def parse(fields):
+                return parse_explain(op, fields, self.net)
+        else:
+            def parse(fields):
+                return (parse_visualize if op == "visualize" else parse_activations)(fields, self.features)
         parsed = []
         for request in data:
             try:
-                parsed.append(parse(request_fields(request, body_is_json=visualize), self.features))
+                parsed.append(parse(request_fields(request, body_is_json=op in JSON_BODY)))
             except BadRequest as error:
                 parsed.append(error)
         return parsed
@@ -79,6 +90,9 @@ class FeatureVizHandler(BaseHandler):
         if self.operation == "activations":
             for i, result in zip(valid, run_activations(self.features, [requests[i] for i in valid])):
                 results[i] = result
+        elif self.operation in EXPLAIN_OPERATIONS:
+            for i in valid:
+                results[i] = self._explain(requests[i])
         else:
             done = {}  # identical single-filter requests in one batch are optimized once
             for i in valid:
@@ -113,6 +127,13 @@ class FeatureVizHandler(BaseHandler):
                 done[key] = (png, False)
         return done[key]
 
+    def _explain(self, request):
+        try:
+            return run_explain(self.net, request)
+        except torch.OutOfMemoryError:
+            logger.exception("%s ran out of memory", self.operation)
+            return BadRequest("size", "the request does not fit in this worker's memory; lower size", 507)
+
     def _png_text(self, request, result):
         return {"layer": request.layer, "filter": request.filter, "seed": request.seed,
                 "activation_start": f"{result.activation_start:.6g}",
@@ -136,7 +157,7 @@ class FeatureVizHandler(BaseHandler):
                                       "lower size, upscaling_steps or upscaling_factor", 507)
 
     def postprocess(self, pairs):
-        encoded = [self._encode(i, result) for i, (_, result) in enumerate(pairs)]
+        encoded = [self._encode(i, request, result) for i, (request, result) in enumerate(pairs)]
         refused = pairs[0][1]
         if len(pairs) == 1 and isinstance(refused, BadRequest) and self._over_grpc(0):
             # TorchServe's gRPC frontend ignores per-request statuses; only a batch-level error
@@ -148,7 +169,7 @@ class FeatureVizHandler(BaseHandler):
         # The HTTP frontend adds `url_path` (and the HTTP headers) to every request; gRPC adds none.
         return "url_path" not in self.context.get_all_request_header(idx)
 
-    def _encode(self, idx, result):
+    def _encode(self, idx, request, result):
         context = self.context
         context.set_response_header(idx, "X-Model-Version", self.version)
         if not self.weights["trained"]:
@@ -159,9 +180,13 @@ class FeatureVizHandler(BaseHandler):
             context.set_response_status(result.status, PHRASES.get(result.status, "Bad Request"), idx)
             context.set_response_content_type(idx, "application/json")
             return json.dumps({**result.body(), "model_version": self.version})
-        if self.operation == "activations":
+        if isinstance(result, Explained) and request.values["output"] == "png":
+            context.set_response_content_type(idx, "image/png")
+            return result.png({"model_version": self.version, "weights": self._weights_note()["description"]})
+        if isinstance(result, Explained) or self.operation == "activations":
+            numbers = result.json() if isinstance(result, Explained) else result
             context.set_response_content_type(idx, "application/json")
-            return json.dumps({**result, "model_version": self.version, "weights": self._weights_note()})
+            return json.dumps({**numbers, "model_version": self.version, "weights": self._weights_note()})
         context.set_response_content_type(idx, "image/png")
         png, hit = result
         context.set_response_header(idx, "X-Cache", "hit" if hit else "miss")

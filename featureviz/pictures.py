@@ -1,0 +1,66 @@
+"""Pictures a person can read: heatmaps over the image, signed reconstructions, kernel grids, tables."""
+import math
+
+import torch
+import torch.nn.functional as F
+from matplotlib import colormaps
+from PIL import Image, ImageDraw, ImageFont
+
+from .image import encode_png, grid_png, to_png
+
+HEATMAP_ALPHA = 0.5
+KERNEL_TILE = 32  # px: a 3x3 kernel is drawn as 3x3 blocks of this side / 3
+
+
+def unit(values: torch.Tensor) -> torch.Tensor:
+    """Min-max scaled to [0, 1]; a constant map becomes zeros."""
+    low, high = values.min(), values.max()
+    return (values - low) / (high - low) if high > low else torch.zeros_like(values)
+
+
+def signed_unit(values: torch.Tensor) -> torch.Tensor:
+    """Zero at 0.5 gray, the largest |value| at 0 or 1."""
+    peak = values.abs().max()
+    return 0.5 + values / (2 * peak) if peak > 0 else torch.full_like(values, 0.5)
+
+
+def jet(values: torch.Tensor) -> torch.Tensor:
+    """(H, W) in [0, 1] -> (3, H, W) RGB, blue low and red high."""
+    rgba = colormaps["jet"](values.clamp(0, 1).cpu().numpy())
+    return torch.from_numpy(rgba[..., :3]).permute(2, 0, 1).float()
+
+
+def heatmap_over(image: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
+    """(3, S, S) image and an (h, w) map -> the image and, beside it, the map (scaled to the image,
+    min-max normalized, jet colours) blended over it: (3, S, 2S)."""
+    side = image.shape[-2:]
+    scaled = F.interpolate(heat[None, None].float(), size=side, mode="bilinear", align_corners=False)[0, 0]
+    blended = (1 - HEATMAP_ALPHA) * image.cpu() + HEATMAP_ALPHA * jet(unit(scaled))
+    return side_by_side(image.cpu(), blended)
+
+
+def side_by_side(*images: torch.Tensor) -> torch.Tensor:
+    return torch.cat([img.cpu() for img in images], dim=-1)
+
+
+def kernel_grid(weights: torch.Tensor, labels: list, text: dict | None = None) -> bytes:
+    """(N, C, k, k) kernels -> PNG grid, one labelled tile per kernel: RGB when C == 3, otherwise
+    gray (the mean over input channels). Scaled together, so tiles compare: gray 0.5 is zero."""
+    tiles = weights if weights.shape[1] == 3 else weights.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+    tiles = signed_unit(tiles)
+    block = math.ceil(KERNEL_TILE / tiles.shape[-1])
+    tiles = tiles.repeat_interleave(block, dim=-1).repeat_interleave(block, dim=-2)
+    return grid_png(labels, [to_png(tile) for tile in tiles], text)
+
+
+def table_png(columns: list[str], rows: list[list], text: dict | None = None) -> bytes:
+    """A plain text table, one line per row, in PIL's built-in fixed-width bitmap font."""
+    cells = [columns] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    char_w, line_h = 6, 12
+    image = Image.new("RGB", (8 + char_w * max(map(len, lines)), 8 + line_h * len(lines)), "white")
+    draw = ImageDraw.Draw(image)
+    for k, line in enumerate(lines):
+        draw.text((4, 4 + k * line_h), line, fill="black", font=ImageFont.load_default_imagefont())
+    return encode_png(image, text)

@@ -1,0 +1,261 @@
+"""The explain operations (deconv, saliency, gradcam, occlusion, layers, filters) against independent
+computations on a fresh torchvision vgg16_bn with the same weights."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from captum.attr import NeuronDeconvolution
+from PIL import Image
+from torch import nn
+from torchvision.models import vgg16_bn
+
+from featureviz.explain import MAX_JSON_WEIGHTS, parse_explain, run_explain
+from featureviz.fields import BadRequest
+from featureviz.image import center_square, decode_image, normalize
+from featureviz.network import classifier_net
+from test_fields import png
+
+
+@pytest.fixture(scope="module")
+def net(model):
+    return classifier_net(model)
+
+
+@pytest.fixture(scope="module")
+def reference(state_dict):
+    """A fresh torchvision vgg16_bn, in-place ReLUs and all, with the same weights."""
+    model = vgg16_bn(weights=None)
+    model.load_state_dict(state_dict)
+    return model.eval().requires_grad_(False)
+
+
+def photo(size=48):
+    """A smooth colour image (PNG bytes), less degenerate than noise for gradients."""
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    pixels = torch.stack([x, y, (x * 6).sin() * 0.5 + 0.5]) * 255
+    out = io.BytesIO()
+    Image.fromarray(pixels.permute(1, 2, 0).byte().numpy()).save(out, "PNG")
+    return out.getvalue()
+
+
+def explain(net, operation, **fields):
+    data = fields.pop("data", photo())
+    fields = {k: str(v) for k, v in fields.items()}  # as form fields
+    if operation not in ("layers", "filters"):
+        fields["data"] = data
+    return run_explain(net, parse_explain(operation, fields, net))
+
+
+def pixels(size, data=None):
+    return center_square(decode_image(data or photo()), size)[None]
+
+
+def logits(reference, x):
+    return reference(normalize(x))
+
+
+def top1(reference, x):
+    with torch.no_grad():
+        return int(logits(reference, x).argmax())
+
+
+class ReluRule(torch.autograd.Function):
+    """ReLU forward; backward by `rule`: guided backprop or the deconvnet's ReLU on the signal."""
+
+    @staticmethod
+    def forward(ctx, x, rule):
+        ctx.save_for_backward(x)
+        ctx.rule = rule
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        if ctx.rule == "guided":
+            return grad.clamp(min=0) * (x > 0), None
+        return grad.clamp(min=0), None
+
+
+class RuleReLU(nn.Module):
+    def __init__(self, rule):
+        super().__init__()
+        self.rule = rule
+
+    def forward(self, x):
+        return ReluRule.apply(x, self.rule)
+
+
+def with_relu_rule(reference, rule):
+    model = vgg16_bn(weights=None)
+    model.load_state_dict(reference.state_dict())
+    for part in (model.features, model.classifier):
+        for i, module in enumerate(part):
+            if isinstance(module, nn.ReLU):
+                part[i] = RuleReLU(rule)
+    return model.eval().requires_grad_(False)
+
+
+@pytest.mark.parametrize("method", ["vanilla", "guided", "deconv"])
+def test_saliency_is_the_input_gradient_of_the_top_class(net, reference, method):
+    x = pixels(48)
+    target = top1(reference, x)
+    model = reference if method == "vanilla" else with_relu_rule(reference, method)
+    x.requires_grad_()
+    logits(model, x)[0, target].backward()
+    expected = x.grad.abs().amax(dim=1)[0]
+    found = explain(net, "saliency", size=48, method=method)
+    assert found.numbers["target"] == target and found.numbers["method"] == method
+    assert found.numbers["saliency"].shape == (48, 48)
+    torch.testing.assert_close(found.numbers["saliency"], expected, rtol=1e-4, atol=1e-7)
+    assert expected.max() > 0
+
+
+def test_saliency_methods_differ_and_a_given_target_is_used(net, reference):
+    maps = {m: explain(net, "saliency", size=48, method=m, target=7).numbers for m in ("vanilla", "guided", "deconv")}
+    assert all(m["target"] == 7 for m in maps.values())
+    assert not torch.allclose(maps["vanilla"]["saliency"], maps["guided"]["saliency"])
+    assert not torch.allclose(maps["guided"]["saliency"], maps["deconv"]["saliency"])
+    with torch.no_grad():
+        expected = logits(reference, pixels(48)).softmax(dim=1)[0, 7]
+    assert maps["vanilla"]["probability"] == pytest.approx(float(expected), rel=1e-4)
+
+
+@pytest.mark.parametrize("layer", [42, 40, 33])
+def test_gradcam_equals_a_direct_autograd_gradcam(net, reference, layer):
+    x = normalize(pixels(64))
+    target = 3
+    with torch.enable_grad():
+        head = x
+        for module in list(reference.features)[: layer + 1]:
+            head = module(head.clone())
+        activations = head.detach().requires_grad_()
+        rest = activations
+        for module in list(reference.features)[layer + 1:]:
+            rest = module(rest.clone())
+        score = reference.classifier(torch.flatten(reference.avgpool(rest), 1))[0, target]
+        (grads,) = torch.autograd.grad(score, activations)
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    expected = torch.relu((weights * activations).sum(dim=1))[0]
+    found = explain(net, "gradcam", size=64, layer=layer, target=target).numbers
+    assert found["heatmap"].shape == expected.shape
+    torch.testing.assert_close(found["heatmap"], expected, rtol=1e-4, atol=1e-6)
+    assert (found["target"], found["layer"]) == (target, layer)
+
+
+def test_occlusion_is_the_probability_with_the_square_at_each_position(net, reference):
+    size, window, stride = 40, 16, 12
+    x = pixels(size)
+    target = top1(reference, x)
+    found = explain(net, "occlusion", size=size, window=window, stride=stride).numbers
+    offsets = [0, 12, 24]  # 24 + 16 <= 40 < 36 + 16
+    expected = torch.empty(3, 3)
+    with torch.no_grad():
+        for i, y in enumerate(offsets):
+            for j, x0 in enumerate(offsets):
+                occluded = x.clone()
+                occluded[..., y:y + window, x0:x0 + window] = 0.5
+                expected[i, j] = logits(reference, occluded).softmax(dim=1)[0, target]
+    assert found["target"] == target
+    torch.testing.assert_close(found["heatmap"], expected, rtol=1e-4, atol=1e-8)
+    assert len(set(expected.flatten().tolist())) > 1  # the square moves the probability
+
+
+@pytest.mark.parametrize("layer, filter", [(30, None), (13, 5), (2, None)])
+def test_deconv_projects_one_activation_as_captum_neuron_deconvolution(net, reference, state_dict, layer, filter):
+    x = normalize(pixels(48))
+    found = explain(net, "deconv", size=48, layer=layer, **({} if filter is None else {"filter": filter})).numbers
+    with torch.no_grad():
+        output = x
+        for module in list(reference.features)[: layer + 1]:
+            output = module(output.clone())
+    output = output[0]
+    if filter is None:
+        assert found["activation"] == pytest.approx(float(output.max()), rel=1e-5)
+    else:
+        assert found["activation"] == pytest.approx(float(output[filter].max()), rel=1e-5)
+    c, (row, col) = found["filter"], found["position"]
+    assert output[c, row, col] == pytest.approx(found["activation"], rel=1e-5)
+
+    truncated = nn.Sequential(*[nn.ReLU() if isinstance(m, nn.ReLU) else m
+                                for m in list(reference.features)[: layer + 1]])
+    unit = NeuronDeconvolution(truncated, truncated[layer]).attribute(x.clone().requires_grad_(),
+                                                                      neuron_selector=(c, row, col))
+    expected = found["activation"] * unit[0]
+    assert found["reconstruction"].shape == (3, 48, 48)
+    torch.testing.assert_close(found["reconstruction"], expected, rtol=1e-4, atol=1e-6)
+    assert found["reconstruction"].abs().max() > 0
+
+
+def test_layers_match_a_forward_pass_with_hooks(net, reference):
+    shapes = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, o.shape))
+             for name, m in reference.named_modules() if name.startswith(("features.", "classifier."))]
+    with torch.no_grad():
+        reference(torch.zeros(1, 3, 224, 224))
+    for hook in hooks:
+        hook.remove()
+    rows = explain(net, "layers").numbers["layers"]
+    modules = dict(reference.named_modules())
+    assert [r["name"] for r in rows] == list(shapes)
+    for row in rows:
+        shape = shapes[row["name"]]
+        assert row["type"] == type(modules[row["name"]]).__name__
+        assert row["channels"] == shape[1]
+        assert row["spatial"] == (list(shape[2:]) if len(shape) == 4 else None)
+        assert row["params"] == sum(p.numel() for p in modules[row["name"]].parameters())
+    assert sum(r["params"] for r in rows) == sum(p.numel() for p in reference.parameters())
+
+
+def test_filters_are_the_conv_weights(net, state_dict):
+    found = explain(net, "filters").numbers
+    assert found["shape"] == [64, 3, 3, 3]
+    torch.testing.assert_close(found["weights"], state_dict["features.0.weight"], rtol=0, atol=0)
+    one = explain(net, "filters", layer=40, filter=9).numbers
+    torch.testing.assert_close(one["weights"][0], state_dict["features.40.weight"][9], rtol=0, atol=0)
+
+
+def test_pngs_are_readable_pictures(net):
+    sizes = {"deconv": (96, 48), "saliency": (96, 48), "gradcam": (96, 48), "occlusion": (96, 48)}
+    for operation, size in sizes.items():
+        extra = {"window": 24, "stride": 24} if operation == "occlusion" else {}
+        image = Image.open(io.BytesIO(explain(net, operation, size=48, **extra).png({"model_version": "1.0"})))
+        assert image.size == size and image.mode == "RGB"
+        assert image.text["operation"] == operation and image.text["model_version"] == "1.0"
+        left = torch.from_numpy(np.asarray(image.crop((0, 0, 48, 48)))).float()
+        assert left.std() > 0  # the image itself, beside the map
+    table = Image.open(io.BytesIO(explain(net, "layers").png({})))
+    assert table.size[1] > 51 * 10  # a line per module
+    grid = Image.open(io.BytesIO(explain(net, "filters").png({})))
+    assert grid.size[0] >= 8 * 32 and grid.text["layer"] == "0"
+
+
+@pytest.mark.parametrize("operation, fields, field, words", [
+    ("saliency", {"method": "smooth"}, "method", "one of vanilla, guided, deconv"),
+    ("saliency", {"target": 1000}, "target", "<= 999"),
+    ("gradcam", {"target": -1}, "target", ">= 0"),
+    ("gradcam", {"layer": 44}, "layer", "<= 43"),
+    ("occlusion", {"window": 64, "size": 48}, "window", "larger than the image"),
+    ("occlusion", {"stride": 1, "window": 1, "size": 512}, "stride", "too much work"),
+    ("deconv", {"filter": 512, "layer": 30}, "filter", "0..511"),
+    ("deconv", {"layer": 43, "size": 16}, "size", ">= 32"),
+    ("saliency", {"output": "jpeg"}, "output", "one of png, json"),
+    ("saliency", {"size": 1024}, "size", "<= 512"),
+    ("filters", {"layer": 2}, "layer", "ReLU, not a convolution"),
+    ("filters", {"layer": 40, "output": "json"}, "filter", f"at most {MAX_JSON_WEIGHTS}"),
+    ("filters", {"layer": 0, "filter": 64}, "filter", "0..63"),
+    ("layers", {"colour": "red"}, "colour", "unknown field"),
+])
+def test_refusals_name_the_field(net, operation, fields, field, words):
+    with pytest.raises(BadRequest) as refused:
+        explain(net, operation, **fields)
+    assert refused.value.field == field and refused.value.status == 400
+    assert words in refused.value.message
+
+
+def test_image_operations_refuse_missing_and_bad_images(net):
+    with pytest.raises(BadRequest, match="data: missing"):
+        parse_explain("gradcam", {"size": "64"}, net)
+    with pytest.raises(BadRequest, match="not a JPEG or PNG"):
+        parse_explain("saliency", {"data": b"GIF89a nonsense"}, net)
+    assert explain(net, "gradcam", size=32, data=png(70, 40)).numbers["heatmap"].shape == (2, 2)
