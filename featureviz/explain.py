@@ -158,7 +158,7 @@ def _filters(net, request):
     v = request.values
     weights = kernels(net.features, v["layer"], v["filter"])
     numbers = {"operation": "filters", "layer": v["layer"], "filter": v["filter"], "shape": list(weights.shape),
-               "weights": weights}
+               "kernels": weights}
     if v["filter"] is None or weights.shape[1] == 3:
         tiles, labels = weights, ([v["filter"]] if v["filter"] is not None else list(range(len(weights))))
     else:  # one filter of a deep layer: one gray tile per input channel

@@ -51,7 +51,7 @@ def parse_inputs(pairs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="visualize or activations")
+    parser.add_argument("model", help="visualize, activations, deconv, saliency, gradcam, occlusion, layers or filters")
     parser.add_argument("fields", nargs="*", help="name=value or name=@file")
     parser.add_argument("--version", default="")
     parser.add_argument("--address", default="127.0.0.1:7070")

@@ -36,6 +36,16 @@ def features(model):
     return model.features
 
 
+@pytest.fixture(scope="session")
+def reference(state_dict):
+    """A fresh torchvision vgg16_bn, in-place ReLUs and all, with the same weights: for
+    independent computations."""
+    from torchvision.models import vgg16_bn
+    model = vgg16_bn(weights=None)
+    model.load_state_dict(state_dict)
+    return model.eval().requires_grad_(False)
+
+
 def reference_layer_output(state_dict, layer, x):
     """An independent forward pass: a fresh torchvision vgg16_bn, modules applied one by one."""
     from torchvision.models import vgg16_bn

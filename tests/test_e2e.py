@@ -24,7 +24,8 @@ def test_addresses_are_torchserve_defaults_on_loopback():
     assert props["management_address"] == "http://127.0.0.1:8081"
     assert props["metrics_address"] == "http://127.0.0.1:8082"
     assert (props["grpc_inference_port"], props["grpc_management_port"]) == ("7070", "7071")
-    assert server.registered_models(props) == ["visualize", "activations"]
+    assert server.registered_models(props) == ["visualize", "activations", "deconv", "saliency", "gradcam",
+                                               "occlusion", "layers", "filters"]
 
 
 def test_visualize_returns_the_same_png_for_the_same_request(api):

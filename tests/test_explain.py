@@ -22,14 +22,6 @@ def net(model):
     return classifier_net(model)
 
 
-@pytest.fixture(scope="module")
-def reference(state_dict):
-    """A fresh torchvision vgg16_bn, in-place ReLUs and all, with the same weights."""
-    model = vgg16_bn(weights=None)
-    model.load_state_dict(state_dict)
-    return model.eval().requires_grad_(False)
-
-
 def photo(size=48):
     """A smooth colour image (PNG bytes), less degenerate than noise for gradients."""
     y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
@@ -96,14 +88,18 @@ def with_relu_rule(reference, rule):
     return model.eval().requires_grad_(False)
 
 
+def expected_saliency(reference, x, target, method):
+    model = reference if method == "vanilla" else with_relu_rule(reference, method)
+    x = x.clone().requires_grad_()
+    logits(model, x)[0, target].backward()
+    return x.grad.abs().amax(dim=1)[0]
+
+
 @pytest.mark.parametrize("method", ["vanilla", "guided", "deconv"])
 def test_saliency_is_the_input_gradient_of_the_top_class(net, reference, method):
     x = pixels(48)
     target = top1(reference, x)
-    model = reference if method == "vanilla" else with_relu_rule(reference, method)
-    x.requires_grad_()
-    logits(model, x)[0, target].backward()
-    expected = x.grad.abs().amax(dim=1)[0]
+    expected = expected_saliency(reference, x, target, method)
     found = explain(net, "saliency", size=48, method=method)
     assert found.numbers["target"] == target and found.numbers["method"] == method
     assert found.numbers["saliency"].shape == (48, 48)
@@ -121,12 +117,10 @@ def test_saliency_methods_differ_and_a_given_target_is_used(net, reference):
     assert maps["vanilla"]["probability"] == pytest.approx(float(expected), rel=1e-4)
 
 
-@pytest.mark.parametrize("layer", [42, 40, 33])
-def test_gradcam_equals_a_direct_autograd_gradcam(net, reference, layer):
-    x = normalize(pixels(64))
-    target = 3
+def expected_gradcam(reference, pixels, layer, target):
+    """Grad-CAM by hand: the layer's activations as a leaf, autograd for the score's gradients."""
     with torch.enable_grad():
-        head = x
+        head = normalize(pixels)
         for module in list(reference.features)[: layer + 1]:
             head = module(head.clone())
         activations = head.detach().requires_grad_()
@@ -136,11 +130,29 @@ def test_gradcam_equals_a_direct_autograd_gradcam(net, reference, layer):
         score = reference.classifier(torch.flatten(reference.avgpool(rest), 1))[0, target]
         (grads,) = torch.autograd.grad(score, activations)
     weights = grads.mean(dim=(2, 3), keepdim=True)
-    expected = torch.relu((weights * activations).sum(dim=1))[0]
+    return torch.relu((weights * activations).sum(dim=1))[0]
+
+
+@pytest.mark.parametrize("layer", [42, 40, 33])
+def test_gradcam_equals_a_direct_autograd_gradcam(net, reference, layer):
+    target = 3
+    expected = expected_gradcam(reference, pixels(64), layer, target)
     found = explain(net, "gradcam", size=64, layer=layer, target=target).numbers
     assert found["heatmap"].shape == expected.shape
     torch.testing.assert_close(found["heatmap"], expected, rtol=1e-4, atol=1e-6)
     assert (found["target"], found["layer"]) == (target, layer)
+
+
+def expected_occlusion(reference, x, target, window, stride):
+    offsets = range(0, x.shape[-1] - window + 1, stride)
+    expected = torch.empty(len(offsets), len(offsets))
+    with torch.no_grad():
+        for i, y in enumerate(offsets):
+            for j, x0 in enumerate(offsets):
+                occluded = x.clone()
+                occluded[..., y:y + window, x0:x0 + window] = 0.5
+                expected[i, j] = logits(reference, occluded).softmax(dim=1)[0, target]
+    return expected
 
 
 def test_occlusion_is_the_probability_with_the_square_at_each_position(net, reference):
@@ -148,40 +160,36 @@ def test_occlusion_is_the_probability_with_the_square_at_each_position(net, refe
     x = pixels(size)
     target = top1(reference, x)
     found = explain(net, "occlusion", size=size, window=window, stride=stride).numbers
-    offsets = [0, 12, 24]  # 24 + 16 <= 40 < 36 + 16
-    expected = torch.empty(3, 3)
-    with torch.no_grad():
-        for i, y in enumerate(offsets):
-            for j, x0 in enumerate(offsets):
-                occluded = x.clone()
-                occluded[..., y:y + window, x0:x0 + window] = 0.5
-                expected[i, j] = logits(reference, occluded).softmax(dim=1)[0, target]
+    expected = expected_occlusion(reference, x, target, window, stride)
+    assert expected.shape == (3, 3)  # offsets 0, 12, 24: 24 + 16 <= 40 < 36 + 16
     assert found["target"] == target
     torch.testing.assert_close(found["heatmap"], expected, rtol=1e-4, atol=1e-8)
     assert len(set(expected.flatten().tolist())) > 1  # the square moves the probability
 
 
-@pytest.mark.parametrize("layer, filter", [(30, None), (13, 5), (2, None)])
-def test_deconv_projects_one_activation_as_captum_neuron_deconvolution(net, reference, state_dict, layer, filter):
-    x = normalize(pixels(48))
-    found = explain(net, "deconv", size=48, layer=layer, **({} if filter is None else {"filter": filter})).numbers
+def expected_deconv(reference, pixels, layer, found):
+    """Checks that `found` (a deconv JSON) names the layer's strongest activation (of its filter)
+    and returns captum's NeuronDeconvolution of that neuron, scaled by the activation."""
+    x = normalize(pixels)
     with torch.no_grad():
         output = x
         for module in list(reference.features)[: layer + 1]:
             output = module(output.clone())
-    output = output[0]
-    if filter is None:
-        assert found["activation"] == pytest.approx(float(output.max()), rel=1e-5)
-    else:
-        assert found["activation"] == pytest.approx(float(output[filter].max()), rel=1e-5)
     c, (row, col) = found["filter"], found["position"]
-    assert output[c, row, col] == pytest.approx(found["activation"], rel=1e-5)
-
+    assert output[0, c, row, col] == pytest.approx(found["activation"], rel=1e-5)
     truncated = nn.Sequential(*[nn.ReLU() if isinstance(m, nn.ReLU) else m
                                 for m in list(reference.features)[: layer + 1]])
     unit = NeuronDeconvolution(truncated, truncated[layer]).attribute(x.clone().requires_grad_(),
                                                                       neuron_selector=(c, row, col))
-    expected = found["activation"] * unit[0]
+    return output[0], found["activation"] * unit[0]
+
+
+@pytest.mark.parametrize("layer, filter", [(30, None), (13, 5), (2, None)])
+def test_deconv_projects_one_activation_as_captum_neuron_deconvolution(net, reference, layer, filter):
+    found = explain(net, "deconv", size=48, layer=layer, **({} if filter is None else {"filter": filter})).numbers
+    output, expected = expected_deconv(reference, pixels(48), layer, found)
+    strongest = output.max() if filter is None else output[filter].max()
+    assert found["activation"] == pytest.approx(float(strongest), rel=1e-5)
     assert found["reconstruction"].shape == (3, 48, 48)
     torch.testing.assert_close(found["reconstruction"], expected, rtol=1e-4, atol=1e-6)
     assert found["reconstruction"].abs().max() > 0
@@ -210,9 +218,9 @@ def test_layers_match_a_forward_pass_with_hooks(net, reference):
 def test_filters_are_the_conv_weights(net, state_dict):
     found = explain(net, "filters").numbers
     assert found["shape"] == [64, 3, 3, 3]
-    torch.testing.assert_close(found["weights"], state_dict["features.0.weight"], rtol=0, atol=0)
+    torch.testing.assert_close(found["kernels"], state_dict["features.0.weight"], rtol=0, atol=0)
     one = explain(net, "filters", layer=40, filter=9).numbers
-    torch.testing.assert_close(one["weights"][0], state_dict["features.40.weight"][9], rtol=0, atol=0)
+    torch.testing.assert_close(one["kernels"][0], state_dict["features.40.weight"][9], rtol=0, atol=0)
 
 
 def test_pngs_are_readable_pictures(net):

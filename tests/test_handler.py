@@ -14,6 +14,7 @@ from ts.utils.util import PredictionException
 import ts
 from conftest import TINY, reference_layer_output
 from featureviz.image import center_square, normalize, to_png
+from featureviz.explain import parse_explain, run_explain
 from featureviz.operations import parse_visualize, run_visualize
 from featureviz_handler import FeatureVizHandler
 from test_fields import png
@@ -60,7 +61,7 @@ def call(handler, requests, headers=HTTP_HEADERS):
     return out, statuses, types, headers
 
 
-def test_only_the_two_operation_names_load(model_dir):
+def test_only_the_registered_operation_names_load(model_dir):
     with pytest.raises(ValueError, match="visualize"):
         FeatureVizHandler().initialize(make_context("featureviz", model_dir))
 
@@ -150,3 +151,55 @@ def test_filters_give_a_labelled_grid_of_exactly_the_single_filter_images(handle
         request = parse_visualize({**fields, "filter": f}, handlers["visualize"].features)
         fresh = run_visualize(handlers["visualize"].features, request).image
         assert np.array_equal(np.asarray(cell), np.asarray(Image.open(io.BytesIO(to_png(fresh))).convert("RGB")))
+
+
+EXPLAIN_REQUESTS = {  # operation -> (a small good request's fields, a bad one's fields and the field named)
+    "deconv": ({"layer": b"13", "size": b"40"}, {"layer": b"13", "filter": b"128"}, "filter"),
+    "saliency": ({"method": b"guided", "size": b"40"}, {"method": b"smoothgrad"}, "method"),
+    "gradcam": ({"layer": b"33", "size": b"40", "target": b"5"}, {"target": b"1000"}, "target"),
+    "occlusion": ({"size": b"40", "window": b"20", "stride": b"20"}, {"size": b"40", "window": b"41"}, "window"),
+    "layers": ({"size": b"64"}, {"size": b"8"}, "size"),
+    "filters": ({"layer": b"3"}, {"layer": b"4"}, "layer"),
+}
+
+
+@pytest.fixture(scope="module")
+def explain_handlers(model_dir):
+    made = {}
+    for name in EXPLAIN_REQUESTS:
+        handler = FeatureVizHandler()
+        handler.initialize(make_context(name, model_dir))
+        made[name] = handler
+    return made
+
+
+@pytest.mark.parametrize("operation", list(EXPLAIN_REQUESTS))
+def test_explain_operations_answer_png_json_and_a_per_request_400(explain_handlers, operation):
+    handler = explain_handlers[operation]
+    good, bad, field = EXPLAIN_REQUESTS[operation]
+    image = {"data": png(50, 40)} if operation not in ("layers", "filters") else {}
+    batch = [{**image, **good}, {**image, **good, "output": b"json"}, {**image, **bad}]
+    out, statuses, types, headers = call(handler, batch)
+    assert statuses == [200, 200, 400]
+    assert types == ["image/png", "application/json", "application/json"]
+    picture = Image.open(io.BytesIO(out[0]))
+    assert picture.mode == "RGB" and picture.text["operation"] == operation
+    assert "untrained" in picture.text["weights"] and headers[0]["X-Model-Version"] == "1.0"
+    body = json.loads(out[1])
+    assert body["operation"] == operation and body["model_version"] == "1.0"
+    assert body["weights"]["trained"] is False
+    fields = {k: v.decode() if isinstance(v, bytes) and k != "data" else v for k, v in {**image, **good}.items()}
+    direct = run_explain(handler.net, parse_explain(operation, fields, handler.net)).json()
+    assert {k: v for k, v in body.items() if k in direct} == direct
+    assert json.loads(out[2])["field"] == field
+
+
+def test_image_operations_take_the_raw_body_and_json_operations_a_json_body(explain_handlers):
+    data = png(50, 40)
+    raw, form = [{"body": bytearray(data)}], [{"data": data}]
+    gradcam = explain_handlers["gradcam"]
+    assert call(gradcam, raw)[0] == call(gradcam, form)[0]
+    layers = explain_handlers["layers"]
+    out, statuses, types, _ = call(layers, [{"body": {"output": "json", "size": 32}}, {"body": bytearray(b"")}])
+    assert statuses == [200, 200] and types == ["application/json", "image/png"]
+    assert json.loads(out[0])["layers"][43]["spatial"] == [1, 1]
