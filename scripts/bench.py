@@ -1,11 +1,17 @@
 """Time `visualize` against the seed article's algorithm as written, on the same weights, in one run.
 
     python scripts/bench.py [--layers 7 40] [--filter 0] [--weights random] [--served URL --key KEY]
+                            [--lucent DIR] [--batching N]
 
 The seed runs the whole `features` every step, one filter at a time; ours runs only up to the
 target layer. Both use the article's defaults (56 px, 12 scales x 20 Adam steps, x1.2, blur 5).
-With --served, also times the same request through a running TorchServe.
-Prints a Markdown table: seconds, the ratio ours/seed, and the activation reached vs the noise start.
+With --served, also times the same request through a running TorchServe (with a seed that is not
+in its result cache). With --lucent, also lucent's `render_vis` on the same channel with its
+defaults, lucent being installed in DIR:
+    pip install --target DIR --no-deps torch-lucent==0.1.8 kornia==0.4.1 decorator
+With --batching N, times N filters optimized one after another (what `filters` does) against all N
+in one batch, and how far the batched images are from the single-filter ones.
+Prints Markdown tables: seconds, ratios to the seed, and the activation reached vs the noise start.
 """
 import argparse
 import os
@@ -19,8 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from featureviz.image import box_blur, denormalize, normalize, start_noise, upscale  # noqa: E402
-from featureviz.network import build_model  # noqa: E402
-from featureviz.render import Schedule, visualize  # noqa: E402
+from featureviz.network import build_model, single_channel  # noqa: E402
+from featureviz.render import WEIGHT_DECAY, Schedule, visualize  # noqa: E402
 from featureviz.weights import imagenet_file, load_state_dict, random_state_dict  # noqa: E402
 
 
@@ -52,15 +58,57 @@ def seed_visualize(features, layer, filter, schedule=Schedule(), seed=0):
         hook.remove()
 
 
+def batched_visualize(features, layer, filters, schedule=Schedule(), seed=0):
+    """The render loop with all `filters` in one batch: the layers below the last convolution run
+    once for all images, each image's own filter channel above it; one Adam on the stacked
+    images (Adam is elementwise, so each image keeps its own state). Returns (N, 3, H, W)."""
+    tails = [single_channel(features, layer, f) for f in filters]
+    last_conv = max(i for i, m in enumerate(list(features)[: layer + 1]) if isinstance(m, torch.nn.Conv2d))
+    trunk = features[:last_conv]
+    img = torch.stack([start_noise(schedule.size, seed)] * len(filters))
+    for scale, side in enumerate(schedule.sides()):
+        if scale > 0:
+            img = torch.stack([upscale(one, side) for one in img])
+            if schedule.blur is not None:
+                img = torch.stack([box_blur(one, schedule.blur) for one in img])
+        x = normalize(img).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        optimizer = torch.optim.Adam([x], lr=schedule.lr, weight_decay=WEIGHT_DECAY)
+        for _ in range(schedule.opt_steps):
+            optimizer.zero_grad()
+            below = trunk(x)
+            loss = -sum(tail[last_conv:](below[i:i + 1]).mean() for i, tail in enumerate(tails))
+            loss.backward()
+            optimizer.step()
+        img = denormalize(x.detach())
+    return img.clamp(0, 1)
+
+
+def lucent_visualize(model, layer, filter):
+    """lucent's render_vis with its defaults (128 px FFT image, decorrelated colours, standard
+    transforms, 512 Adam steps at lr 0.05, the whole model every step) on the same channel."""
+    import types
+    for name in ("IPython", "IPython.display"):  # lucent imports them for notebooks only
+        sys.modules.setdefault(name, types.ModuleType(name))
+    sys.modules["IPython"].display = sys.modules["IPython.display"]
+    from lucent.optvis import render
+    image = render.render_vis(model, f"features_{layer}:{filter}", show_image=False, progress=False)[-1]
+    return torch.from_numpy(image[0]).permute(2, 0, 1).float()
+
+
+@torch.no_grad()
+def channel_mean(features, layer, filter, img):
+    return features[: layer + 1](normalize(img)[None])[0, filter].mean().item()
+
+
 def timed(fn):
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result
 
 
-def served(url, key, layer, filter):
+def served(url, key, layer, filter, seed):
     import requests
-    response = requests.post(f"{url}/predictions/visualize", json={"layer": layer, "filter": filter},
+    response = requests.post(f"{url}/predictions/visualize", json={"layer": layer, "filter": filter, "seed": seed},
                              headers={"Authorization": f"Bearer {key}"}, timeout=3600)
     response.raise_for_status()
     return response.content
@@ -73,29 +121,53 @@ def main():
     parser.add_argument("--weights", default="random")
     parser.add_argument("--served", help="inference address of a running TorchServe, e.g. http://127.0.0.1:8080")
     parser.add_argument("--key", help="its inference key (key_file.json)")
+    parser.add_argument("--seed", type=int, help="of the noise start (default: from the clock, to miss the cache)")
+    parser.add_argument("--lucent", metavar="DIR", help="a folder where torch-lucent is installed")
+    parser.add_argument("--batching", type=int, metavar="N", help="also time N filters one by one vs batched")
     args = parser.parse_args()
+    seed = args.seed if args.seed is not None else int(time.time()) % 100_000
+    if args.lucent:
+        sys.path.insert(0, args.lucent)
 
     if args.weights.startswith("random"):
         state = random_state_dict(int(args.weights.partition(":")[2] or 0))
     else:
         state = load_state_dict(imagenet_file() if args.weights == "imagenet" else args.weights)
-    features = build_model(state).features
+    model = build_model(state)
+    features = model.features
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, weights {args.weights}\n")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, weights {args.weights}, seed {seed}\n")
     header = "| layer | filter | seed article (s) | ours, engine (s) | ours / seed |"
     header += " served (s) | served / seed |" if args.served else ""
+    header += " lucent render_vis (s) | lucent / seed | lucent's activation |" if args.lucent else ""
     header += " activation: noise start -> ours |"
     print(header)
     print("|" + "|".join("---" for _ in range(header.count("|") - 1)) + "|")
     for layer in args.layers:
-        seed_s, _ = timed(lambda: seed_visualize(features, layer, args.filter))
-        ours_s, result = timed(lambda: visualize(features, layer, args.filter))
+        seed_s, _ = timed(lambda: seed_visualize(features, layer, args.filter, seed=seed))
+        ours_s, result = timed(lambda: visualize(features, layer, args.filter, seed=seed))
         row = f"| {layer} | {args.filter} | {seed_s:.1f} | {ours_s:.1f} | {ours_s / seed_s:.2f} |"
         if args.served:
-            served_s, _ = timed(lambda: served(args.served, args.key, layer, args.filter))
+            served_s, _ = timed(lambda: served(args.served, args.key, layer, args.filter, seed))
             row += f" {served_s:.1f} | {served_s / seed_s:.2f} |"
+        if args.lucent:
+            lucent_s, image = timed(lambda: lucent_visualize(model, layer, args.filter))
+            row += f" {lucent_s:.1f} | {lucent_s / seed_s:.2f} | {channel_mean(features, layer, args.filter, image):.4g} |"
         row += f" {result.activation_start:.4g} -> {result.activation_final:.4g} |"
         print(row, flush=True)
+    if args.batching:
+        print(f"\n| layer | filters | one after another (s) | one batch (s) | batch / one by one |"
+              " max pixel difference, batch vs single | images equal |")
+        print("|---|---|---|---|---|---|---|")
+        filters = list(range(args.batching))
+        for layer in args.layers:
+            one_s, singles = timed(lambda: [visualize(features, layer, f, seed=seed).image for f in filters])
+            batch_s, batch = timed(lambda: batched_visualize(features, layer, filters, seed=seed))
+            as_png = [(img * 255).round().to(torch.uint8) for img in (torch.stack(singles), batch)]
+            equal = sum(bool((a == b).all()) for a, b in zip(*as_png))
+            difference = (torch.stack(singles) - batch).abs().max().item()
+            print(f"| {layer} | {len(filters)} | {one_s:.1f} | {batch_s:.1f} | {batch_s / one_s:.2f} | "
+                  f"{difference:.3g} | {equal} of {len(filters)} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -230,7 +230,7 @@ def test_pngs_are_readable_pictures(net):
         image = Image.open(io.BytesIO(explain(net, operation, size=48, **extra).png({"model_version": "1.0"})))
         assert image.size == size and image.mode == "RGB"
         assert image.text["operation"] == operation and image.text["model_version"] == "1.0"
-        left = torch.from_numpy(np.asarray(image.crop((0, 0, 48, 48)))).float()
+        left = torch.from_numpy(np.array(image.crop((0, 0, 48, 48)))).float()
         assert left.std() > 0  # the image itself, beside the map
     table = Image.open(io.BytesIO(explain(net, "layers").png({})))
     assert table.size[1] > 51 * 10  # a line per module
