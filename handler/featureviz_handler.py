@@ -66,20 +66,20 @@ class FeatureVizHandler(BaseHandler):
 
     def preprocess(self, data):
         """Each request -> a validated engine request, or the BadRequest that refuses it."""
-        op = self.operation
-        if op in EXPLAIN_OPERATIONS:
-            def parse(fields):
-                return parse_explain(op, fields, self.net)
-        else:
-            def parse(fields):
-                return (parse_visualize if op == "visualize" else parse_activations)(fields, self.features)
         parsed = []
         for request in data:
             try:
-                parsed.append(parse(request_fields(request, body_is_json=op in JSON_BODY)))
+                parsed.append(self._parse(request_fields(request, body_is_json=self.operation in JSON_BODY)))
             except BadRequest as error:
                 parsed.append(error)
         return parsed
+
+    def _parse(self, fields):
+        if self.operation in EXPLAIN_OPERATIONS:
+            return parse_explain(self.operation, fields, self.net)
+        if self.operation == "visualize":
+            return parse_visualize(fields, self.features)
+        return parse_activations(fields, self.features)
 
     def inference(self, requests):
         """No inference_mode here: visualize needs gradients with respect to the pixels.

@@ -152,11 +152,12 @@ def main():
             row += f" {served_s:.1f} | {served_s / seed_s:.2f} |"
         if args.lucent:
             lucent_s, image = timed(lambda: lucent_visualize(model, layer, args.filter))
-            row += f" {lucent_s:.1f} | {lucent_s / seed_s:.2f} | {channel_mean(features, layer, args.filter, image):.4g} |"
+            reached = channel_mean(features, layer, args.filter, image)
+            row += f" {lucent_s:.1f} | {lucent_s / seed_s:.2f} | {reached:.4g} |"
         row += f" {result.activation_start:.4g} -> {result.activation_final:.4g} |"
         print(row, flush=True)
     if args.batching:
-        print(f"\n| layer | filters | one after another (s) | one batch (s) | batch / one by one |"
+        print("\n| layer | filters | one after another (s) | one batch (s) | batch / one by one |"
               " max pixel difference, batch vs single | images equal |")
         print("|---|---|---|---|---|---|---|")
         filters = list(range(args.batching))

@@ -107,5 +107,6 @@ def test_grpc_prediction_is_the_http_body(api, served):
     data = photo()
     over_http = post(api, "gradcam", {"size": 48, "output": "json"}, data)
     address = f"127.0.0.1:{served['props']['grpc_inference_port']}"
-    prediction = predict(address, served["keys"]["inference"], "gradcam", {"data": data, "size": "48", "output": "json"})
+    inputs = {"data": data, "size": "48", "output": "json"}
+    prediction = predict(address, served["keys"]["inference"], "gradcam", inputs)
     assert prediction == over_http.content and json.loads(prediction)["operation"] == "gradcam"
