@@ -165,3 +165,15 @@ def test_visualize_request_gets_gradients_under_inference_mode(features):
         under = run_visualize(features, request)
     plain = run_visualize(features, request)
     assert torch.equal(under.image, plain.image) and under.activation_final > under.activation_start
+
+
+def test_the_benchmarks_batched_loop_with_one_filter_is_the_engine_bit_for_bit(features):
+    """docs/benchmarks.md compares batched filters with single ones; its batched loop must be the
+    same algorithm, so that the differences it reports come from batching alone."""
+    import bench
+    schedule = Schedule(size=20, upscaling_steps=3, opt_steps=3)
+    for layer, filter in ((7, 5), (20, 11)):
+        single = visualize(features, layer, filter, schedule, seed=3).image
+        batched = bench.batched_visualize(features, layer, [filter], schedule, seed=3)
+        assert batched.shape == (1, *single.shape)
+        assert torch.equal(batched[0], single)
