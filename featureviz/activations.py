@@ -3,13 +3,13 @@ import torch
 
 from .hooks import LayerOutput
 from .image import normalize
-from .network import truncated
+from .network import device_of, truncated
 
 
 @torch.no_grad()
 def channel_means(features, layer: int, images: torch.Tensor) -> torch.Tensor:
     """(N, 3, S, S) images in [0, 1] -> (N, C) mean activation of each channel of `features[layer]`."""
-    device = next(features.parameters()).device
+    device = device_of(features)
     with LayerOutput(features[layer]) as capture:
         x = normalize(images.to(device)).contiguous(memory_format=torch.channels_last)
         truncated(features, layer)(x)

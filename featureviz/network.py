@@ -38,6 +38,10 @@ def classifier_net(model) -> nn.Sequential:
                                      classifier=out_of_place(model.classifier))).eval()
 
 
+def device_of(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
 def truncated(features: nn.Sequential, layer: int) -> nn.Sequential:
     """The modules up to and including `layer`: later ones cannot change that layer's output."""
     return features[: layer + 1]

@@ -10,7 +10,7 @@ import torch
 
 from .hooks import LayerOutput
 from .image import box_blur, denormalize, normalize, start_noise, upscale
-from .network import single_channel
+from .network import device_of, single_channel
 
 WEIGHT_DECAY = 1e-6
 
@@ -47,7 +47,7 @@ def _filter_mean(capture):
 
 def visualize(features, layer: int, filter: int, schedule: Schedule = Schedule(), seed: int = 0):
     """Optimize an image that maximizes the mean activation of `filter` at `features[layer]`."""
-    device = next(features.parameters()).device
+    device = device_of(features)
     # Only what the target needs: the layers up to it, and of the last ones only the filter's channel.
     net = single_channel(features, layer, filter)
     per_scale = []
