@@ -9,11 +9,12 @@ from typing import Callable
 
 import torch
 
-from .attribution import SALIENCY_METHODS, gradcam, occlusion, occlusion_positions, probabilities, saliency
+from .attribution import (OCCLUSION_GRAY, SALIENCY_METHODS, gradcam, occlusion, occlusion_positions, probabilities,
+                          saliency)
 from .deconvnet import project
 from .fields import BadRequest, Field, parse_fields
 from .image import normalize, to_png
-from .network import LAYER_COUNT, output_channels
+from .network import LAYER_COUNT, device_of, output_channels
 from .operations import check_side, parse_upload
 from .pictures import heatmap_over, kernel_grid, side_by_side, signed_unit, table_png
 from .summary import conv_layers, kernels, layer_table
@@ -60,29 +61,30 @@ class Operation:
     takes_image: bool = True
 
 
-def _device(net):
-    return next(net.parameters()).device
-
-
 def _target(net, image, target):
     """The requested class, or the top-1 class; with its probability for this image."""
-    probs = probabilities(net, image[None].to(_device(net)))[0]
+    probs = probabilities(net, image[None].to(device_of(net)))[0]
     target = int(probs.argmax()) if target is None else target
     return target, float(probs[target])
 
 
-def _check_deconv(values, net):
-    layer = values["layer"]
-    check_side(net.features, layer, values["size"])
+def _check_filter(values, net):
+    """An optional `filter` must be a channel of `layer`'s output."""
+    layer, filter = values["layer"], values["filter"]
     channels = output_channels(net.features, layer)
-    if values["filter"] is not None and values["filter"] >= channels:
-        raise BadRequest("filter", f"{values['filter']} is out of range; layer {layer} has {channels} channels: "
+    if filter is not None and filter >= channels:
+        raise BadRequest("filter", f"{filter} is out of range; layer {layer} has {channels} channels: "
                                    f"expected an integer in 0..{channels - 1} or null")
+
+
+def _check_deconv(values, net):
+    check_side(net.features, values["layer"], values["size"])
+    _check_filter(values, net)
 
 
 def _deconv(net, request):
     v, image = request.values, request.image
-    x = normalize(image[None].to(_device(net)))
+    x = normalize(image[None].to(device_of(net)))
     found = project(net.features, v["layer"], x, v["filter"])
     numbers = {"operation": "deconv", "layer": v["layer"], "filter": found.filter, "position": list(found.position),
                "activation": found.activation, "space": "network input (ImageNet-normalized)",
@@ -90,22 +92,28 @@ def _deconv(net, request):
     return Explained(numbers, lambda text: to_png(side_by_side(image, signed_unit(found.reconstruction)), text))
 
 
+def _class_map(net, request, name, compute, **described):
+    """A map of where the model looked for the target class: the target (requested or top-1) and
+    its probability, `compute(pixels on the net's device, target)` -> (h, w) map under `name`,
+    and as the picture the map over the image."""
+    image = request.image
+    target, probability = _target(net, image, request.values["target"])
+    heat = compute(image.to(device_of(net)), target).cpu()
+    numbers = {"operation": request.operation, **described, "target": target, "probability": probability,
+               name: heat}
+    return Explained(numbers, lambda text: to_png(heatmap_over(image, heat), text))
+
+
 def _saliency(net, request):
-    v, image = request.values, request.image
-    target, probability = _target(net, image, v["target"])
-    grads = saliency(net, image[None].to(_device(net)), [target], v["method"])[0].cpu()
-    numbers = {"operation": "saliency", "method": v["method"], "target": target, "probability": probability,
-               "saliency": grads}
-    return Explained(numbers, lambda text: to_png(heatmap_over(image, grads), text))
+    method = request.values["method"]
+    return _class_map(net, request, "saliency", lambda x, target: saliency(net, x[None], [target], method)[0],
+                      method=method)
 
 
 def _gradcam(net, request):
-    v, image = request.values, request.image
-    target, probability = _target(net, image, v["target"])
-    heatmap = gradcam(net, image[None].to(_device(net)), [target], v["layer"])[0].cpu()
-    numbers = {"operation": "gradcam", "layer": v["layer"], "target": target, "probability": probability,
-               "heatmap": heatmap}
-    return Explained(numbers, lambda text: to_png(heatmap_over(image, heatmap), text))
+    layer = request.values["layer"]
+    return _class_map(net, request, "heatmap", lambda x, target: gradcam(net, x[None], [target], layer)[0],
+                      layer=layer)
 
 
 def _check_occlusion(values, net):
@@ -120,13 +128,10 @@ def _check_occlusion(values, net):
 
 
 def _occlusion(net, request):
-    v, image = request.values, request.image
-    target, probability = _target(net, image, v["target"])
-    heatmap = occlusion(net, image.to(_device(net)), target, v["window"], v["stride"])
-    numbers = {"operation": "occlusion", "target": target, "probability": probability, "window": v["window"],
-               "stride": v["stride"], "gray": 0.5, "heatmap": heatmap}
+    window, stride = request.values["window"], request.values["stride"]
     # ZFNet's figure: the target's probability by position; low (blue) where the square hurt most.
-    return Explained(numbers, lambda text: to_png(heatmap_over(image, heatmap), text))
+    return _class_map(net, request, "heatmap", lambda x, target: occlusion(net, x, target, window, stride),
+                      window=window, stride=stride, gray=OCCLUSION_GRAY)
 
 
 def _layers(net, request):
@@ -140,16 +145,14 @@ def _layers(net, request):
 
 
 def _check_filters(values, net):
-    layer, filter = values["layer"], values["filter"]
+    layer = values["layer"]
     convs = conv_layers(net.features)
     if layer not in convs:
         raise BadRequest("layer", f"layer {layer} is {type(net.features[layer]).__name__}, not a convolution; "
                                   f"expected one of {', '.join(map(str, convs))}")
+    _check_filter(values, net)
     weight = net.features[layer].weight
-    if filter is not None and filter >= weight.shape[0]:
-        raise BadRequest("filter", f"{filter} is out of range; layer {layer} has {weight.shape[0]} filters: "
-                                   f"expected an integer in 0..{weight.shape[0] - 1} or null")
-    if filter is None and values["output"] == "json" and weight.numel() > MAX_JSON_WEIGHTS:
+    if values["filter"] is None and values["output"] == "json" and weight.numel() > MAX_JSON_WEIGHTS:
         raise BadRequest("filter", f"layer {layer} has {weight.numel()} weights, too many for one JSON answer "
                                    f"(at most {MAX_JSON_WEIGHTS}); send filter to get one filter's kernels")
 
@@ -159,8 +162,10 @@ def _filters(net, request):
     weights = kernels(net.features, v["layer"], v["filter"])
     numbers = {"operation": "filters", "layer": v["layer"], "filter": v["filter"], "shape": list(weights.shape),
                "kernels": weights}
-    if v["filter"] is None or weights.shape[1] == 3:
-        tiles, labels = weights, ([v["filter"]] if v["filter"] is not None else list(range(len(weights))))
+    if v["filter"] is None:
+        tiles, labels = weights, list(range(len(weights)))
+    elif weights.shape[1] == 3:
+        tiles, labels = weights, [v["filter"]]
     else:  # one filter of a deep layer: one gray tile per input channel
         tiles, labels = weights[0][:, None], list(range(weights.shape[1]))
     return Explained(numbers, lambda text: kernel_grid(tiles, labels, text))
