@@ -107,7 +107,7 @@ class FeatureVizHandler(BaseHandler):
         if refused or request.filters is None:
             return refused or singles[0]
         text = {"layer": request.layer, "filters": ",".join(map(str, request.filters)), "seed": request.seed,
-                "model_version": self.version, "weights": self._weights_note()["description"]}
+                **self._png_note()}
         grid = grid_png([f"filter {f}" for f in request.filters], [png for png, _ in singles], text)
         return grid, all(hit for _, hit in singles)
 
@@ -137,8 +137,7 @@ class FeatureVizHandler(BaseHandler):
     def _png_text(self, request, result):
         return {"layer": request.layer, "filter": request.filter, "seed": request.seed,
                 "activation_start": f"{result.activation_start:.6g}",
-                "activation_final": f"{result.activation_final:.6g}",
-                "model_version": self.version, "weights": self._weights_note()["description"]}
+                "activation_final": f"{result.activation_final:.6g}", **self._png_note()}
 
     def _run_visualize(self, request):
         try:
@@ -182,7 +181,7 @@ class FeatureVizHandler(BaseHandler):
             return json.dumps({**result.body(), "model_version": self.version})
         if isinstance(result, Explained) and request.values["output"] == "png":
             context.set_response_content_type(idx, "image/png")
-            return result.png({"model_version": self.version, "weights": self._weights_note()["description"]})
+            return result.png(self._png_note())
         if isinstance(result, Explained) or self.operation == "activations":
             numbers = result.json() if isinstance(result, Explained) else result
             context.set_response_content_type(idx, "application/json")
@@ -192,6 +191,10 @@ class FeatureVizHandler(BaseHandler):
         context.set_response_header(idx, "X-Cache", "hit" if hit else "miss")
         context.metrics.add_counter("VisualizeCacheHits" if hit else "VisualizeCacheMisses", 1, None, [])
         return png
+
+    def _png_note(self):
+        """What every PNG says in its text: the version that made it and its weights."""
+        return {"model_version": self.version, "weights": self._weights_note()["description"]}
 
     def _weights_note(self):
         w = self.weights
