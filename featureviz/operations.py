@@ -147,10 +147,10 @@ def visualize_cache_key(request: VisualizeRequest, **context) -> str:
                      **asdict(request.schedule), **context)
 
 
-def run_visualize(features, request: VisualizeRequest):
+def run_visualize(features, request: VisualizeRequest, precision: str = "fp32"):
     # Gradients even when a caller runs us under no_grad or inference_mode (as BaseHandler does).
     with torch.inference_mode(False), torch.enable_grad():
-        return visualize(features, request.layer, request.filter, request.schedule, request.seed)
+        return visualize(features, request.layer, request.filter, request.schedule, request.seed, precision)
 
 
 def run_activations(features, requests: list[ActivationsRequest]) -> list[dict]:

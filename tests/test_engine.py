@@ -85,6 +85,20 @@ def test_activation_reported_is_that_of_the_returned_image(features, state_dict)
     assert out[0, 12].mean().item() == pytest.approx(result.activation_final, rel=1e-4, abs=1e-5)
 
 
+def test_bf16_optimizes_yet_reports_the_fp32_activation_of_its_image(features, state_dict):
+    result = visualize(features, 7, 12, TINY, seed=0, precision="bf16")
+    fp32 = visualize(features, 7, 12, TINY, seed=0)
+    assert not torch.equal(result.image, fp32.image)  # the steps did run in bf16
+    out = reference_layer_output(state_dict, 7, normalize(result.image)[None])
+    assert out[0, 12].mean().item() == pytest.approx(result.activation_final, rel=1e-4, abs=1e-5)
+    assert result.activation_final > result.activation_start + 0.5 * abs(result.activation_start)
+
+
+def test_an_unknown_precision_is_refused_before_any_work(features):
+    with pytest.raises(ValueError, match="fp16"):
+        visualize(features, 7, 12, TINY, precision="fp16")
+
+
 def test_same_seed_same_image_other_seed_other_image(features):
     a = visualize(features, 7, 12, TINY, seed=3).image
     b = visualize(features, 7, 12, TINY, seed=3).image

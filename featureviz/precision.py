@@ -1,0 +1,40 @@
+"""The arithmetic of the optimization: strict fp32, TF32 convolutions, or bf16 autocast.
+
+On CUDA, cuDNN runs deterministic algorithms in every mode, so that a request repeated gives the
+same image (the result cache and `filters` rely on that). TF32 is what PyTorch does by default for
+cuDNN convolutions; "fp32" turns it off. On the CPU "tf32" is plain fp32, and bf16 is allowed but
+slow on CPUs without bf16 units.
+"""
+import contextlib
+
+import torch
+
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+def check(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+    return precision
+
+
+def kernels(precision: str, device: torch.device):
+    """cuDNN's settings for the forward and backward passes (a context manager)."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True,
+                                      allow_tf32=check(precision) != "fp32")
+
+
+def autocast(precision: str, device: torch.device):
+    """The forward pass's autocast (a context manager); the backward pass runs outside it."""
+    if check(precision) != "bf16":
+        return contextlib.nullcontext()
+    # No cast cache: each weight is cast once per forward anyway, and CUDA graphs forbid it.
+    return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
+
+
+def default_precision(device: torch.device) -> str:
+    """tf32 on a GPU (PyTorch's own default for convolutions; it kept the activation reached
+    within 2% of strict fp32 where bf16 did not, docs/benchmarks.md), fp32 on the CPU."""
+    return "tf32" if device.type == "cuda" else "fp32"
