@@ -22,6 +22,8 @@ from featureviz.image import grid_png, to_png
 from featureviz.network import build_model, classifier_net
 from featureviz.operations import (parse_activations, parse_visualize, run_activations, run_visualize,
                                    visualize_cache_key)
+from featureviz.precision import check as check_precision
+from featureviz.precision import default_precision
 from featureviz.weights import load_state_dict
 
 logger = logging.getLogger(__name__)
@@ -48,13 +50,19 @@ class FeatureVizHandler(BaseHandler):
         self.features = model.features
         self.net = classifier_net(model)
         self.version = context.manifest["model"].get("modelVersion", "")
-        self.cache = self._make_cache(getattr(context, "model_yaml_config", None) or {})
+        settings = (getattr(context, "model_yaml_config", None) or {}).get("handler", {})
+        self.cache = self._make_cache(settings)
+        self.precision = self._precision(settings)
         self.initialized = True
-        logger.info("%s ready on %s with %s weights", self.operation, self.device, self.weights["source"])
+        logger.info("%s ready on %s (%s) with %s weights", self.operation, self.device, self.precision,
+                    self.weights["source"])
+
+    def _precision(self, settings):
+        chosen = str(os.environ.get("FEATUREVIZ_PRECISION") or settings.get("precision") or "auto")
+        return default_precision(self.device) if chosen == "auto" else check_precision(chosen)
 
     @staticmethod
-    def _make_cache(model_yaml_config):
-        settings = model_yaml_config.get("handler", {})
+    def _make_cache(settings):
         folder = (os.environ.get("FEATUREVIZ_CACHE_DIR") or settings.get("cache_dir")
                   or os.path.join(os.path.expanduser("~"), ".cache", "featureviz"))
         max_mb = float(settings.get("cache_max_mb", 1024))
@@ -62,7 +70,7 @@ class FeatureVizHandler(BaseHandler):
 
     def _cache_key(self, request):
         return visualize_cache_key(request, weights=self.weights["sha256"], device=self.device.type,
-                                   model_version=self.version)
+                                   precision=self.precision, model_version=self.version)
 
     def preprocess(self, data):
         """Each request -> a validated engine request, or the BadRequest that refuses it."""
@@ -137,12 +145,13 @@ class FeatureVizHandler(BaseHandler):
     def _png_text(self, request, result):
         return {"layer": request.layer, "filter": request.filter, "seed": request.seed,
                 "activation_start": f"{result.activation_start:.6g}",
-                "activation_final": f"{result.activation_final:.6g}", **self._png_note()}
+                "activation_final": f"{result.activation_final:.6g}", "precision": self.precision,
+                **self._png_note()}
 
     def _run_visualize(self, request):
         try:
             start = time.perf_counter()
-            result = run_visualize(self.features, request)
+            result = run_visualize(self.features, request, self.precision)
             metrics = self.context.metrics
             metrics.add_time("VisualizeDuration", (time.perf_counter() - start) * 1000, None, "ms", [])
             steps = request.schedule.opt_steps * request.schedule.upscaling_steps

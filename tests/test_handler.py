@@ -136,6 +136,26 @@ def test_a_repeated_visualize_answers_from_the_cache_without_the_engine(handlers
     assert again == first
 
 
+def test_precision_is_fp32_on_the_cpu_named_in_the_png_and_part_of_the_cache_key(handlers, model_dir,
+                                                                                monkeypatch):
+    fields = {"layer": 7, "filter": 4, **TINY, "seed": 21}
+    handler = handlers["visualize"]
+    assert handler.precision == "fp32"
+    out, _, _, headers = call(handler, [{"body": fields}])
+    assert Image.open(io.BytesIO(out[0])).text["precision"] == "fp32" and headers[0]["X-Cache"] == "miss"
+
+    monkeypatch.setenv("FEATUREVIZ_PRECISION", "bf16")
+    bf16 = FeatureVizHandler()
+    bf16.initialize(make_context("visualize", model_dir))
+    out, _, _, headers = call(bf16, [{"body": fields}])
+    assert headers[0]["X-Cache"] == "miss"  # same fields, another precision: not the fp32 image
+    assert Image.open(io.BytesIO(out[0])).text["precision"] == "bf16"
+
+    monkeypatch.setenv("FEATUREVIZ_PRECISION", "fp8")
+    with pytest.raises(ValueError, match="fp8"):
+        FeatureVizHandler().initialize(make_context("visualize", model_dir))
+
+
 def test_filters_give_a_labelled_grid_of_exactly_the_single_filter_images(handlers):
     fields = {"layer": 7, **TINY, "seed": 5}
     grid_out, statuses, types, headers = call(handlers["visualize"], [{"body": {**fields, "filters": [4, 9, 2]}}])

@@ -1,0 +1,89 @@
+"""The CUDA path: graphs, precision, no host sync in the loop, the handler on gpu_id 0.
+
+These need a CUDA GPU; CI has none, so they run where one is lent (docs/benchmarks.md says when
+they last ran there)."""
+import io
+import json
+import warnings
+
+import pytest
+import torch
+from PIL import Image
+
+from featureviz.network import build_model
+from featureviz.render import Schedule, visualize
+from featureviz_handler import FeatureVizHandler
+from test_handler import call, make_context, model_dir  # noqa: F401 (model_dir: a fixture)
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+SMALL = Schedule(size=32, upscaling_steps=3, opt_steps=6)
+
+
+@pytest.fixture(scope="module")
+def cuda_features(state_dict):
+    return build_model(state_dict, "cuda").features
+
+
+@pytest.fixture(scope="module")
+def cpu_features(state_dict):
+    return build_model(state_dict).features
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16"])
+def test_graphed_steps_match_eager_steps(cuda_features, precision):
+    graphed = visualize(cuda_features, 20, 5, SMALL, seed=3, precision=precision)
+    eager = visualize(cuda_features, 20, 5, SMALL, seed=3, precision=precision, cuda_graphs=False)
+    again = visualize(cuda_features, 20, 5, SMALL, seed=3, precision=precision)
+    assert torch.equal(graphed.image, again.image)  # deterministic cuDNN: a repeat is exact
+    assert graphed.image.shape == eager.image.shape == (3, SMALL.sides()[-1], SMALL.sides()[-1])
+    # The graph's Adam keeps its step count on the GPU: rounding differs, the optimization not.
+    assert graphed.activation_final == pytest.approx(eager.activation_final, rel=0.05)
+    assert graphed.activation_final > 2 * graphed.activation_start
+
+
+def test_strict_fp32_on_the_gpu_follows_the_cpu(cuda_features, cpu_features):
+    schedule = Schedule(size=32, upscaling_steps=2, opt_steps=3)
+    gpu = visualize(cuda_features, 7, 2, schedule, seed=1, precision="fp32")
+    cpu = visualize(cpu_features, 7, 2, schedule, seed=1)
+    assert gpu.activation_start == pytest.approx(cpu.activation_start, rel=1e-4)
+    assert gpu.activation_final == pytest.approx(cpu.activation_final, rel=0.02)
+
+
+def test_memory_does_not_grow_from_request_to_request(cuda_features):
+    schedule = Schedule(size=56, upscaling_steps=6, opt_steps=4)
+    visualize(cuda_features, 30, 1, schedule)
+    allocated, reserved = torch.cuda.memory_allocated(), torch.cuda.memory_reserved()
+    for f in range(2, 6):
+        visualize(cuda_features, 30, f, schedule)
+    assert torch.cuda.memory_allocated() <= allocated
+    assert torch.cuda.memory_reserved() <= reserved
+
+
+def test_no_host_sync_inside_the_optimization_loop(cuda_features):
+    def syncs(opt_steps):
+        schedule = Schedule(size=32, upscaling_steps=2, opt_steps=opt_steps)
+        visualize(cuda_features, 13, 0, schedule)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                visualize(cuda_features, 13, 0, schedule)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+    few, many = syncs(4), syncs(36)
+    assert many - few < 8, (few, many)  # 64 more steps: a sync per step would add 64
+
+
+def test_handler_runs_on_the_gpu_it_is_given(model_dir):
+    context = make_context("visualize", model_dir)
+    context.system_properties["gpu_id"] = 0
+    handler = FeatureVizHandler()
+    handler.initialize(context)
+    assert handler.device == torch.device("cuda:0") and handler.precision == "tf32"
+    body = {"body": {"layer": 7, "filter": 4, "size": 24, "upscaling_steps": 2, "opt_steps": 3, "seed": 9}}
+    out, statuses, types, headers = call(handler, [body, {"body": {"layer": 7, "filter": 999}}])
+    assert statuses == [200, 400] and types[0] == "image/png" and headers[0]["X-Cache"] == "miss"
+    image = Image.open(io.BytesIO(out[0]))
+    assert image.size == (28, 28) and image.text["precision"] == "tf32"
+    assert json.loads(out[1])["field"] == "filter"
