@@ -24,8 +24,9 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from featureviz import precision as arithmetic  # noqa: E402
 from featureviz.image import box_blur, denormalize, normalize, start_noise, upscale  # noqa: E402
-from featureviz.network import build_model, single_channel  # noqa: E402
+from featureviz.network import build_model, device_of, single_channel  # noqa: E402
 from featureviz.render import WEIGHT_DECAY, Schedule, visualize  # noqa: E402
 from featureviz.weights import imagenet_file, load_state_dict, random_state_dict  # noqa: E402
 
@@ -36,7 +37,7 @@ def seed_visualize(features, layer, filter, schedule=Schedule(), seed=0):
     stored = {}
     hook = features[layer].register_forward_hook(lambda m, i, o: stored.__setitem__("features", o))
     try:
-        img = start_noise(schedule.size, seed)
+        img = start_noise(schedule.size, seed).to(device_of(features))
         side = schedule.size
         for _ in range(schedule.upscaling_steps):
             img_var = normalize(img)[None].requires_grad_(True)
@@ -58,28 +59,31 @@ def seed_visualize(features, layer, filter, schedule=Schedule(), seed=0):
         hook.remove()
 
 
-def batched_visualize(features, layer, filters, schedule=Schedule(), seed=0):
+def batched_visualize(features, layer, filters, schedule=Schedule(), seed=0, precision="fp32"):
     """The render loop with all `filters` in one batch: the layers below the last convolution run
     once for all images, each image's own filter channel above it; one Adam on the stacked
     images (Adam is elementwise, so each image keeps its own state). Returns (N, 3, H, W)."""
+    device = device_of(features)
     tails = [single_channel(features, layer, f) for f in filters]
     last_conv = max(i for i, m in enumerate(list(features)[: layer + 1]) if isinstance(m, torch.nn.Conv2d))
     trunk = features[:last_conv]
-    img = torch.stack([start_noise(schedule.size, seed)] * len(filters))
-    for scale, side in enumerate(schedule.sides()):
-        if scale > 0:
-            img = torch.stack([upscale(one, side) for one in img])
-            if schedule.blur is not None:
-                img = torch.stack([box_blur(one, schedule.blur) for one in img])
-        x = normalize(img).contiguous(memory_format=torch.channels_last).requires_grad_(True)
-        optimizer = torch.optim.Adam([x], lr=schedule.lr, weight_decay=WEIGHT_DECAY)
-        for _ in range(schedule.opt_steps):
-            optimizer.zero_grad()
-            below = trunk(x)
-            loss = -sum(tail[last_conv:](below[i:i + 1]).mean() for i, tail in enumerate(tails))
-            loss.backward()
-            optimizer.step()
-        img = denormalize(x.detach())
+    img = torch.stack([start_noise(schedule.size, seed)] * len(filters)).to(device)
+    with arithmetic.kernels(precision, device):
+        for scale, side in enumerate(schedule.sides()):
+            if scale > 0:
+                img = torch.stack([upscale(one, side) for one in img])
+                if schedule.blur is not None:
+                    img = torch.stack([box_blur(one, schedule.blur) for one in img])
+            x = normalize(img).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+            optimizer = torch.optim.Adam([x], lr=schedule.lr, weight_decay=WEIGHT_DECAY)
+            for _ in range(schedule.opt_steps):
+                optimizer.zero_grad()
+                with arithmetic.autocast(precision, device):
+                    below = trunk(x)
+                    loss = -sum(tail[last_conv:](below[i:i + 1]).float().mean() for i, tail in enumerate(tails))
+                loss.backward()
+                optimizer.step()
+            img = denormalize(x.detach())
     return img.clamp(0, 1)
 
 
@@ -97,7 +101,14 @@ def lucent_visualize(model, layer, filter):
 
 @torch.no_grad()
 def channel_mean(features, layer, filter, img):
-    return features[: layer + 1](normalize(img)[None])[0, filter].mean().item()
+    return features[: layer + 1](normalize(img.to(device_of(features)))[None])[0, filter].mean().item()
+
+
+def weights_state_dict(choice):
+    """--weights: random[:seed], imagenet, or a path to a vgg16_bn state_dict."""
+    if choice.startswith("random"):
+        return random_state_dict(int(choice.partition(":")[2] or 0))
+    return load_state_dict(imagenet_file() if choice == "imagenet" else choice)
 
 
 def timed(fn):
@@ -129,11 +140,7 @@ def main():
     if args.lucent:
         sys.path.insert(0, args.lucent)
 
-    if args.weights.startswith("random"):
-        state = random_state_dict(int(args.weights.partition(":")[2] or 0))
-    else:
-        state = load_state_dict(imagenet_file() if args.weights == "imagenet" else args.weights)
-    model = build_model(state)
+    model = build_model(weights_state_dict(args.weights))
     features = model.features
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, weights {args.weights}, seed {seed}\n")

@@ -1,0 +1,218 @@
+"""Measure `visualize` on a GPU: host syncs, repeatability, precision, batching, a whole-layer sweep.
+
+    python scripts/bench_gpu.py [--weights random] [--sections sync repeat latency fidelity batching sweep]
+                                [--fidelity-layers 7 20 30 40] [--fidelity-filters 4] [--sweep 512]
+                                [--sweep-precision tf32] [--lucent DIR] [--out FILE]
+
+Every section prints a Markdown table (and appends it to --out). The seed article's loop is
+bench.seed_visualize, run with PyTorch's default cuDNN settings (TF32 convolutions, as the article's
+code gets on a GPU today); ours is featureviz.render.visualize in each precision of
+featureviz.precision. Activations are measured in strict fp32 on the returned image.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+from bench import batched_visualize, lucent_visualize, seed_visualize, weights_state_dict  # noqa: E402
+from featureviz import precision as arithmetic  # noqa: E402
+from featureviz.network import build_model  # noqa: E402
+from featureviz.render import Schedule, visualize  # noqa: E402
+
+OUT = None
+VARIANTS = [("tf32", False), ("fp32", True), ("tf32", True), ("bf16", True)]  # (precision, CUDA graphs)
+
+
+def emit(text=""):
+    print(text, flush=True)
+    if OUT:
+        with open(OUT, "a") as f:
+            f.write(text + "\n")
+
+
+def table(header, rows):
+    emit("| " + " | ".join(header) + " |")
+    emit("|" + "---|" * len(header))
+    for row in rows:
+        emit("| " + " | ".join(str(c) for c in row) + " |")
+    emit()
+
+
+def timed(fn):
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    result = fn()
+    torch.cuda.synchronize()
+    return time.perf_counter() - start, result
+
+
+@torch.no_grad()
+def activation(features, layer, filter, img):
+    """Mean activation of the channel for an image, in strict fp32."""
+    from featureviz.image import normalize
+    with arithmetic.kernels("fp32", img.device):
+        out = features[: layer + 1](normalize(img.to(next(features.parameters()).device))[None])
+    return out[0, filter].mean().item()
+
+
+def section_sync(features):
+    """Syncs counted by CUDA's sync debug mode for 5 and for 10 Adam steps per scale: the
+    difference is what the inner loop adds."""
+    counts = {}
+    for steps in (5, 10):
+        schedule = Schedule(upscaling_steps=3, opt_steps=steps)
+        visualize(features, 40, 0, schedule, precision="tf32")  # warm
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                visualize(features, 40, 0, schedule, precision="tf32")
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        counts[steps] = sum("synchroniz" in str(w.message) for w in caught)
+    emit("### Host syncs (layer 40, 3 scales, tf32, CUDA graphs)\n")
+    table(["Adam steps per scale", "syncs in one visualize"], [(k, v) for k, v in counts.items()])
+    emit(f"Syncs added by 15 more optimization steps: {counts[10] - counts[5]}.\n")
+
+
+def section_repeat(features):
+    rows = []
+    for precision in arithmetic.PRECISIONS:
+        a = visualize(features, 40, 3, precision=precision, seed=5).image
+        b = visualize(features, 40, 3, precision=precision, seed=5).image
+        rows.append((precision, bool(torch.equal(a, b)), f"{(a - b).abs().max().item():.3g}"))
+    emit("### The same request twice (layer 40, filter 3, seed 5)\n")
+    table(["precision", "images bitwise equal", "max pixel difference"], rows)
+
+
+def section_latency(features, seed, layers, lucent_model=None):
+    rows = []
+    for layer in layers:
+        seed_visualize(features, layer, 0, seed=seed)  # warm: cuDNN's kernels for these shapes
+        seed_s, seed_img = timed(lambda: seed_visualize(features, layer, 0, seed=seed))
+        row = [layer, f"{seed_s:.2f}", f"{activation(features, layer, 0, seed_img):.4g}"]
+        for precision, graphs in VARIANTS:
+            def ours():
+                return visualize(features, layer, 0, seed=seed, precision=precision, cuda_graphs=graphs)
+            ours()
+            ours_s, result = timed(ours)
+            row += [f"{ours_s:.3f} ({ours_s / seed_s:.3f})", f"{result.activation_final:.4g}"]
+        if lucent_model is not None:
+            lucent_s, image = timed(lambda: lucent_visualize(lucent_model, layer, 0))
+            row += [f"{lucent_s:.2f} ({lucent_s / seed_s:.2f})", f"{activation(features, layer, 0, image):.4g}"]
+        rows.append(row)
+    emit(f"### One filter (filter 0, seed {seed}, article defaults): seconds (ratio to the seed)\n")
+    header = ["layer", "seed article (s)", "seed's activation"]
+    for precision, graphs in VARIANTS:
+        name = precision + ("" if graphs else ", no graphs")
+        header += [f"ours {name} (s)", f"activation {name}"]
+    if lucent_model is not None:
+        header += ["lucent render_vis (s)", "lucent's activation"]
+    table(header, rows)
+
+
+def section_fidelity(features, seed, layers, n_filters):
+    """Activation reached in tf32 and bf16 against strict fp32, beside fp32 from another seed (how
+    much the activation reached moves anyway)."""
+    rows, worst = [], {"tf32": [], "bf16": [], "fp32, seed + 1": []}
+    for layer in layers:
+        for f in range(n_filters):
+            ref = visualize(features, layer, f, seed=seed, precision="fp32").activation_final
+            reached = {p: visualize(features, layer, f, seed=seed, precision=p).activation_final for p in ("tf32", "bf16")}
+            reached["fp32, seed + 1"] = visualize(features, layer, f, seed=seed + 1, precision="fp32").activation_final
+            row = [layer, f, f"{ref:.4g}"]
+            for name, value in reached.items():
+                rel = (value - ref) / abs(ref)
+                worst[name].append(abs(rel))
+                row.append(f"{value:.4g} ({100 * rel:+.2f}%)")
+            rows.append(row)
+    emit(f"### Activation reached vs strict fp32 (seed {seed})\n")
+    table(["layer", "filter", "fp32", "tf32", "bf16", "fp32, seed + 1"], rows)
+    table(["", "mean abs. difference", "max abs. difference"],
+          [(k, f"{100 * statistics.mean(v):.2f}%", f"{100 * max(v):.2f}%") for k, v in worst.items()])
+
+
+def section_batching(features, seed, layer, sizes):
+    """Batched filters (bench.batched_visualize) against one after another: time and equality."""
+    rows = []
+    for precision in ("fp32", "bf16"):
+        filters = list(range(8))
+        single_s, singles = timed(lambda: torch.stack(
+            [visualize(features, layer, f, seed=seed, precision=precision).image for f in filters]))
+        for n in sizes:
+            torch.cuda.reset_peak_memory_stats()
+            batch_s, batch = timed(lambda: batched_visualize(features, layer, list(range(n)), seed=seed,
+                                                              precision=precision))
+            memory = torch.cuda.max_memory_allocated() / 2**30
+            head = batch[:8].cpu()
+            equal = sum(bool(torch.equal(a, b)) for a, b in zip(head, singles))
+            rows.append((precision, n, f"{batch_s:.2f}", f"{batch_s / n:.3f}", f"{single_s / 8:.3f}",
+                         f"{equal} of {min(n, 8)}", f"{(head - singles[:len(head)]).abs().max().item():.3g}",
+                         f"{memory:.1f}"))
+    emit(f"### Filters in one batch vs one after another (layer {layer}, seed {seed})\n")
+    table(["precision", "batch", "batch (s)", "per filter, batched (s)", "per filter, one by one (s)",
+           "images equal to single", "max pixel difference", "peak GPU memory (GiB)"], rows)
+
+
+def section_sweep(features, seed, layer, count, precision):
+    start = time.perf_counter()
+    reached = [visualize(features, layer, f, seed=seed, precision=precision).activation_final for f in range(count)]
+    total = time.perf_counter() - start
+    emit(f"### Sweep: every filter of layer {layer} one after another ({precision}, seed {seed})\n")
+    table(["filters", "total (s)", "per filter (s)", "mean activation reached", "min", "max"],
+          [(count, f"{total:.1f}", f"{total / count:.3f}", f"{statistics.mean(reached):.4g}",
+            f"{min(reached):.4g}", f"{max(reached):.4g}")])
+
+
+def main():
+    global OUT
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", default="random")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--sections", nargs="+",
+                        default=["sync", "repeat", "latency", "fidelity", "batching", "sweep"])
+    parser.add_argument("--layers", type=int, nargs="+", default=[7, 40])
+    parser.add_argument("--fidelity-layers", type=int, nargs="+", default=[7, 20, 30, 40])
+    parser.add_argument("--fidelity-filters", type=int, default=4)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32, 64])
+    parser.add_argument("--sweep", type=int, default=512)
+    parser.add_argument("--sweep-precision", default="tf32")
+    parser.add_argument("--lucent", metavar="DIR", help="a folder where torch-lucent is installed")
+    parser.add_argument("--out")
+    parser.add_argument("--device", default="cuda")
+    args = parser.parse_args()
+    OUT = args.out
+    if args.lucent:
+        sys.path.insert(0, args.lucent)
+    model = build_model(weights_state_dict(args.weights), args.device)
+    features = model.features
+    props = torch.cuda.get_device_properties(0)
+    emit(f"GPU: {props.name}, {props.multi_processor_count} SMs, torch {torch.__version__}, "
+         f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, weights {args.weights}\n")
+    sections = {
+        "sync": lambda: section_sync(features),
+        "repeat": lambda: section_repeat(features),
+        "latency": lambda: section_latency(features, args.seed, args.layers, model if args.lucent else None),
+        "fidelity": lambda: section_fidelity(features, args.seed, args.fidelity_layers, args.fidelity_filters),
+        "batching": lambda: section_batching(features, args.seed, 40, args.batch_sizes),
+        "sweep": lambda: section_sweep(features, args.seed, 40, args.sweep, args.sweep_precision),
+    }
+    for name in args.sections:
+        start = time.perf_counter()
+        try:
+            sections[name]()
+        except Exception as error:  # one broken section must not cost the others' figures
+            emit(f"section {name} failed: {type(error).__name__}: {error}\n")
+        print(f"[{name}: {time.perf_counter() - start:.0f} s]", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
