@@ -35,6 +35,7 @@ def autocast(precision: str, device: torch.device):
 
 
 def default_precision(device: torch.device) -> str:
-    """tf32 on a GPU (PyTorch's own default for convolutions; it kept the activation reached
-    within 2% of strict fp32 where bf16 did not, docs/benchmarks.md), fp32 on the CPU."""
+    """tf32 on a GPU: PyTorch's own default for convolutions, 2.7x faster than strict fp32 on an
+    H100, as fast as bf16, and as close to fp32's activation as another seed (docs/benchmarks.md).
+    fp32 on the CPU."""
     return "tf32" if device.type == "cuda" else "fp32"
