@@ -48,8 +48,8 @@ def _filter_mean(capture):
 
 
 @torch.no_grad()
-def _measure(net, capture, img, device):
-    with arithmetic.kernels("fp32", device):
+def _measure(net, capture, img):
+    with arithmetic.kernels("fp32", img.device):
         net(normalize(img)[None])
         return _filter_mean(capture).detach()
 
@@ -98,7 +98,8 @@ def _optimize_graphed(net, capture, x, schedule, precision, first_graph):
                 graph.capture_end()
             for _ in range(schedule.opt_steps - GRAPH_WARMUP_STEPS):
                 graph.replay()
-            first_graph[:] = first_graph or [graph]
+            if not first_graph:
+                first_graph.append(graph)
     main.wait_stream(side)
     loss = loss.detach().clone()
     x.grad = None  # the last tensor from the graph's memory that would outlive it
@@ -119,7 +120,7 @@ def visualize(features, layer: int, filter: int, schedule: Schedule = Schedule()
     per_scale, first_graph = [], []
     with LayerOutput(net[-1]) as capture, arithmetic.kernels(precision, device):
         img = start_noise(schedule.size, seed).to(device)
-        start = _measure(net, capture, img, device)
+        start = _measure(net, capture, img)
         for scale, side in enumerate(schedule.sides()):
             if scale > 0:
                 img = upscale(img, side)
@@ -132,7 +133,7 @@ def visualize(features, layer: int, filter: int, schedule: Schedule = Schedule()
                 per_scale.append(-_optimize(net, capture, x, schedule, precision))
             img = denormalize(x.detach()[0])
         img = img.clamp(0, 1)
-        final = _measure(net, capture, img, device)
+        final = _measure(net, capture, img)
     if first_graph:
         # A dropped graph's memory pool stays reserved, and unusable by anything else, until the
         # cache is emptied: without this each layer-40 request kept another 3.4 GB (an H100 ran

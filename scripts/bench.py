@@ -101,7 +101,10 @@ def lucent_visualize(model, layer, filter):
 
 @torch.no_grad()
 def channel_mean(features, layer, filter, img):
-    return features[: layer + 1](normalize(img.to(device_of(features)))[None])[0, filter].mean().item()
+    """Mean activation of the channel for an image, in strict fp32 (as visualize reports it)."""
+    device = device_of(features)
+    with arithmetic.kernels("fp32", device):
+        return features[: layer + 1](normalize(img.to(device))[None])[0, filter].mean().item()
 
 
 def weights_state_dict(choice):

@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-from bench import batched_visualize, lucent_visualize, seed_visualize, weights_state_dict  # noqa: E402
+from bench import batched_visualize, channel_mean, lucent_visualize, seed_visualize, weights_state_dict  # noqa: E402
 from featureviz import precision as arithmetic  # noqa: E402
 from featureviz.network import build_model  # noqa: E402
 from featureviz.render import Schedule, visualize  # noqa: E402
@@ -54,13 +54,16 @@ def timed(fn):
     return time.perf_counter() - start, result
 
 
-@torch.no_grad()
-def activation(features, layer, filter, img):
-    """Mean activation of the channel for an image, in strict fp32."""
-    from featureviz.image import normalize
-    with arithmetic.kernels("fp32", img.device):
-        out = features[: layer + 1](normalize(img.to(next(features.parameters()).device))[None])
-    return out[0, filter].mean().item()
+def host_syncs(fn):
+    """How many host syncs CUDA's sync debug mode reports while `fn()` runs."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
 
 
 def section_sync(features):
@@ -70,14 +73,7 @@ def section_sync(features):
     for steps in (5, 10):
         schedule = Schedule(upscaling_steps=3, opt_steps=steps)
         visualize(features, 40, 0, schedule, precision="tf32")  # warm
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                visualize(features, 40, 0, schedule, precision="tf32")
-            finally:
-                torch.cuda.set_sync_debug_mode("default")
-        counts[steps] = sum("synchroniz" in str(w.message) for w in caught)
+        counts[steps] = host_syncs(lambda: visualize(features, 40, 0, schedule, precision="tf32"))
     emit("### Host syncs (layer 40, 3 scales, tf32, CUDA graphs)\n")
     table(["Adam steps per scale", "syncs in one visualize"], [(k, v) for k, v in counts.items()])
     emit(f"Syncs added by 15 more optimization steps: {counts[10] - counts[5]}.\n")
@@ -98,7 +94,7 @@ def section_latency(features, seed, layers, lucent_model=None):
     for layer in layers:
         seed_visualize(features, layer, 0, seed=seed)  # warm: cuDNN's kernels for these shapes
         seed_s, seed_img = timed(lambda: seed_visualize(features, layer, 0, seed=seed))
-        row = [layer, f"{seed_s:.2f}", f"{activation(features, layer, 0, seed_img):.4g}"]
+        row = [layer, f"{seed_s:.2f}", f"{channel_mean(features, layer, 0, seed_img):.4g}"]
         for precision, graphs in VARIANTS:
             def ours():
                 return visualize(features, layer, 0, seed=seed, precision=precision, cuda_graphs=graphs)
@@ -107,7 +103,7 @@ def section_latency(features, seed, layers, lucent_model=None):
             row += [f"{ours_s:.3f} ({ours_s / seed_s:.3f})", f"{result.activation_final:.4g}"]
         if lucent_model is not None:
             lucent_s, image = timed(lambda: lucent_visualize(lucent_model, layer, 0))
-            row += [f"{lucent_s:.2f} ({lucent_s / seed_s:.2f})", f"{activation(features, layer, 0, image):.4g}"]
+            row += [f"{lucent_s:.2f} ({lucent_s / seed_s:.2f})", f"{channel_mean(features, layer, 0, image):.4g}"]
         rows.append(row)
     emit(f"### One filter (filter 0, seed {seed}, article defaults): seconds (ratio to the seed)\n")
     header = ["layer", "seed article (s)", "seed's activation"]

@@ -4,12 +4,12 @@ These need a CUDA GPU; CI has none, so they run where one is lent (docs/benchmar
 they last ran there)."""
 import io
 import json
-import warnings
 
 import pytest
 import torch
 from PIL import Image
 
+from bench_gpu import host_syncs
 from featureviz.network import build_model
 from featureviz.render import Schedule, visualize
 from featureviz_handler import FeatureVizHandler
@@ -63,14 +63,7 @@ def test_no_host_sync_inside_the_optimization_loop(cuda_features):
     def syncs(opt_steps):
         schedule = Schedule(size=32, upscaling_steps=2, opt_steps=opt_steps)
         visualize(cuda_features, 13, 0, schedule)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                visualize(cuda_features, 13, 0, schedule)
-            finally:
-                torch.cuda.set_sync_debug_mode("default")
-        return sum("synchroniz" in str(w.message) for w in caught)
+        return host_syncs(lambda: visualize(cuda_features, 13, 0, schedule))
     few, many = syncs(4), syncs(36)
     assert many - few < 8, (few, many)  # 64 more steps: a sync per step would add 64
 
