@@ -6,4 +6,4 @@ with image helpers and request validation (fields) beside them.
 """
 
 # Part of every cache key: results made by another version of this code are not reused.
-__version__ = "0.2.0"
+__version__ = "0.3.0"

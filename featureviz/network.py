@@ -48,17 +48,44 @@ def truncated(features: nn.Sequential, layer: int) -> nn.Sequential:
 
 
 def single_channel(features: nn.Sequential, layer: int, channel: int) -> nn.Sequential:
-    """The modules up to `layer`, computing only `channel` from the last convolution on.
+    """features[:layer + 1](x)[:, channel:channel + 1], computed with less work.
 
-    Its output is features[:layer + 1](x)[:, channel:channel + 1]: the modules after the last
-    convolution (BatchNorm, ReLU, max-pool) act on each channel alone, so the convolution needs
-    only that channel's kernels. It shares no modules with `features` past that convolution."""
-    modules = list(features)[: layer + 1]
-    last_conv = max(i for i, m in enumerate(modules) if isinstance(m, nn.Conv2d))
-    kept = modules[:last_conv]
-    for module in modules[last_conv:]:
-        kept.append(_one_channel(module, channel))
-    return nn.Sequential(*kept)
+    - From the last convolution on, only `channel`: the modules after it (BatchNorm, ReLU,
+      max-pool) act on each channel alone, so the convolution needs only that channel's kernels.
+    - Each eval-mode BatchNorm is folded into the convolution before it (an affine map of its
+      output), saving a pass over the activations forward and backward.
+    - A ReLU followed by a max-pool becomes the max-pool followed by the ReLU: both give
+      max(0, max of the window) and the same gradient, on a quarter of the pixels.
+    It shares no modules with `features` past the first convolution."""
+    return nn.Sequential(*channel_trunk(features, layer), *channel_tail(features, layer, channel))
+
+
+def channel_trunk(features: nn.Sequential, layer: int) -> list:
+    """single_channel's modules below the last convolution: the same for every channel."""
+    return _lean(list(features)[: _last_conv(features, layer)])
+
+
+def channel_tail(features: nn.Sequential, layer: int, channel: int) -> list:
+    """single_channel's modules from the last convolution to `layer`, for `channel` only."""
+    modules = list(features)[_last_conv(features, layer): layer + 1]
+    return _lean([_one_channel(m, channel) for m in modules])
+
+
+def _last_conv(features: nn.Sequential, layer: int) -> int:
+    return max(i for i, m in enumerate(list(features)[: layer + 1]) if isinstance(m, nn.Conv2d))
+
+
+def _lean(modules: list) -> list:
+    lean = []
+    for module in modules:
+        previous = lean[-1] if lean else None
+        if isinstance(module, nn.BatchNorm2d) and isinstance(previous, nn.Conv2d):
+            lean[-1] = _fold(previous, module)
+        elif isinstance(module, nn.MaxPool2d) and isinstance(previous, nn.ReLU):
+            lean[-1:] = [module, nn.ReLU(inplace=previous.inplace)]
+        else:
+            lean.append(module)
+    return lean
 
 
 def _one_channel(module: nn.Module, c: int) -> nn.Module:
@@ -79,6 +106,19 @@ def _one_channel(module: nn.Module, c: int) -> nn.Module:
     if isinstance(module, nn.ReLU):
         return nn.ReLU()  # not in place: a hook on the previous module keeps its own output
     return module  # max-pool: per channel already
+
+
+@torch.no_grad()
+def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """One convolution computing bn(conv(x)) for an eval-mode BatchNorm."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                       conv.dilation, conv.groups, bias=True, device=conv.weight.device)
+    weight = conv.weight * scale.view(-1, 1, 1, 1)
+    folded.weight = nn.Parameter(weight.contiguous(memory_format=torch.channels_last), requires_grad=False)
+    folded.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias, requires_grad=False)
+    return folded
 
 
 def output_channels(features: nn.Sequential, layer: int) -> int:

@@ -26,7 +26,7 @@ sys.path.insert(0, ROOT)
 
 from featureviz import precision as arithmetic  # noqa: E402
 from featureviz.image import box_blur, denormalize, normalize, start_noise, upscale  # noqa: E402
-from featureviz.network import build_model, device_of, single_channel  # noqa: E402
+from featureviz.network import build_model, channel_tail, channel_trunk, device_of  # noqa: E402
 from featureviz.render import WEIGHT_DECAY, Schedule, visualize  # noqa: E402
 from featureviz.weights import imagenet_file, load_state_dict, random_state_dict  # noqa: E402
 
@@ -64,9 +64,8 @@ def batched_visualize(features, layer, filters, schedule=Schedule(), seed=0, pre
     once for all images, each image's own filter channel above it; one Adam on the stacked
     images (Adam is elementwise, so each image keeps its own state). Returns (N, 3, H, W)."""
     device = device_of(features)
-    tails = [single_channel(features, layer, f) for f in filters]
-    last_conv = max(i for i, m in enumerate(list(features)[: layer + 1]) if isinstance(m, torch.nn.Conv2d))
-    trunk = features[:last_conv]
+    trunk = torch.nn.Sequential(*channel_trunk(features, layer))
+    tails = [torch.nn.Sequential(*channel_tail(features, layer, f)) for f in filters]
     img = torch.stack([start_noise(schedule.size, seed)] * len(filters)).to(device)
     with arithmetic.kernels(precision, device):
         for scale, side in enumerate(schedule.sides()):
@@ -80,7 +79,7 @@ def batched_visualize(features, layer, filters, schedule=Schedule(), seed=0, pre
                 optimizer.zero_grad()
                 with arithmetic.autocast(precision, device):
                     below = trunk(x)
-                    loss = -sum(tail[last_conv:](below[i:i + 1]).float().mean() for i, tail in enumerate(tails))
+                    loss = -sum(tail(below[i:i + 1]).float().mean() for i, tail in enumerate(tails))
                 loss.backward()
                 optimizer.step()
             img = denormalize(x.detach())

@@ -172,6 +172,35 @@ def test_single_channel_network_equals_the_full_layer_channel(features, state_di
     assert all(not p.requires_grad for p in single_channel(features, layer, channel).parameters())
 
 
+@pytest.mark.parametrize("layer, channel", [(1, 3), (6, 1), (7, 12), (23, 9), (40, 7)])
+def test_single_channel_network_has_the_full_layers_input_gradient(features, state_dict, layer, channel):
+    """What the optimization follows: d mean(channel) / d pixels, against a fresh torchvision
+    vgg16_bn run module by module (BatchNorms folded and ReLUs moved after max-pools give the
+    same gradient up to rounding)."""
+    from torchvision.models import vgg16_bn
+    reference = vgg16_bn(weights=None)
+    reference.load_state_dict(state_dict)
+    reference.eval()
+    x = normalize(torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(layer)))
+
+    def gradient(net):
+        pixels = x.clone().requires_grad_(True)
+        net(pixels).mean().backward()
+        return pixels.grad
+    lean = gradient(single_channel(features, layer, channel))
+    expected = gradient(lambda v: reference.features[: layer + 1](v)[:, channel])
+    assert expected.abs().max() > 0
+    assert torch.allclose(lean, expected, atol=1e-5 * expected.abs().max().item(), rtol=1e-4)
+
+
+def test_single_channel_network_runs_no_batch_norm_and_no_relu_before_a_pool(features):
+    net = single_channel(features, 43, 5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net)
+    assert [type(m) for m in net].count(torch.nn.MaxPool2d) == 5
+    assert all(not isinstance(net[i + 1], torch.nn.MaxPool2d) for i, m in enumerate(net[:-1])
+               if isinstance(m, torch.nn.ReLU))
+
+
 def test_visualize_request_gets_gradients_under_inference_mode(features):
     from featureviz.operations import parse_visualize, run_visualize
     request = parse_visualize({"layer": 7, "filter": 12, "size": 16, "upscaling_steps": 2, "opt_steps": 3}, features)
