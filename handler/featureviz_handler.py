@@ -14,6 +14,7 @@ from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 from ts.utils.util import PredictionException
 
+from featureviz.allocator import keep_freed_memory, release_freed_memory
 from featureviz.cache import ResultCache
 from featureviz.explain import OPERATIONS as EXPLAIN_OPERATIONS
 from featureviz.explain import Explained, parse_explain, run_explain
@@ -53,6 +54,8 @@ class FeatureVizHandler(BaseHandler):
         settings = (getattr(context, "model_yaml_config", None) or {}).get("handler", {})
         self.cache = self._make_cache(settings)
         self.precision = self._precision(settings)
+        # On the CPU, large activations from reused heap memory rather than fresh pages every step.
+        self.keeps_freed_memory = self.device.type == "cpu" and keep_freed_memory()
         self.initialized = True
         logger.info("%s ready on %s (%s) with %s weights", self.operation, self.device, self.precision,
                     self.weights["source"])
@@ -105,6 +108,8 @@ class FeatureVizHandler(BaseHandler):
             done = {}  # identical single-filter requests in one batch are optimized once
             for i in valid:
                 results[i] = self._visualize_png(requests[i], done)
+        if self.operation != "visualize":  # visualize releases after each optimization
+            self._release_memory()
         return list(zip(requests, results))
 
     def _visualize_png(self, request, done):
@@ -163,6 +168,12 @@ class FeatureVizHandler(BaseHandler):
             logger.exception("visualize ran out of memory")
             return BadRequest("size", "the request does not fit in this worker's memory; "
                                       "lower size, upscaling_steps or upscaling_factor", 507)
+        finally:
+            self._release_memory()
+
+    def _release_memory(self):
+        if self.keeps_freed_memory:
+            release_freed_memory()  # what a request freed goes back to the system between requests
 
     def postprocess(self, pairs):
         encoded = [self._encode(i, request, result) for i, (request, result) in enumerate(pairs)]

@@ -1,7 +1,7 @@
 """Time `visualize` against the seed article's algorithm as written, on the same weights, in one run.
 
     python scripts/bench.py [--layers 7 40] [--filter 0] [--weights random] [--served URL --key KEY]
-                            [--lucent DIR] [--batching N]
+                            [--lucent DIR] [--batching N] [--malloc kept|default]
 
 The seed runs the whole `features` every step, one filter at a time; ours runs only up to the
 target layer. Both use the article's defaults (56 px, 12 scales x 20 Adam steps, x1.2, blur 5).
@@ -9,6 +9,8 @@ With --served, also times the same request through a running TorchServe (with a 
 in its result cache). With --lucent, also lucent's `render_vis` on the same channel with its
 defaults, lucent being installed in DIR:
     pip install --target DIR --no-deps torch-lucent==0.1.8 kornia==0.4.1 decorator
+--malloc default leaves this process's glibc malloc as it is; by default it reuses freed memory
+as the served worker does (featureviz.allocator), for the seed and ours alike.
 With --batching N, times N filters optimized one after another (what `filters` does) against all N
 in one batch, and how far the batched images are from the single-filter ones.
 Prints Markdown tables: seconds, ratios to the seed, and the activation reached vs the noise start.
@@ -25,6 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from featureviz import precision as arithmetic  # noqa: E402
+from featureviz.allocator import keep_freed_memory  # noqa: E402
 from featureviz.image import box_blur, denormalize, normalize, start_noise, upscale  # noqa: E402
 from featureviz.network import build_model, channel_tail, channel_trunk, device_of  # noqa: E402
 from featureviz.render import WEIGHT_DECAY, Schedule, visualize  # noqa: E402
@@ -137,15 +140,19 @@ def main():
     parser.add_argument("--seed", type=int, help="of the noise start (default: from the clock, to miss the cache)")
     parser.add_argument("--lucent", metavar="DIR", help="a folder where torch-lucent is installed")
     parser.add_argument("--batching", type=int, metavar="N", help="also time N filters one by one vs batched")
+    parser.add_argument("--malloc", choices=("kept", "default"), default="kept",
+                        help="kept: freed memory reused, as in the served worker (default)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else int(time.time()) % 100_000
     if args.lucent:
         sys.path.insert(0, args.lucent)
+    malloc = "freed memory kept" if args.malloc == "kept" and keep_freed_memory() else "glibc defaults"
 
     model = build_model(weights_state_dict(args.weights))
     features = model.features
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, weights {args.weights}, seed {seed}\n")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, malloc {malloc}, weights {args.weights}, "
+          f"seed {seed}\n")
     header = "| layer | filter | seed article (s) | ours, engine (s) | ours / seed |"
     header += " served (s) | served / seed |" if args.served else ""
     header += " lucent render_vis (s) | lucent / seed | lucent's activation |" if args.lucent else ""
