@@ -1,7 +1,7 @@
 """Time `visualize` against the seed article's algorithm as written, on the same weights, in one run.
 
     python scripts/bench.py [--layers 7 40] [--filter 0] [--weights random] [--served URL --key KEY]
-                            [--lucent DIR] [--batching N] [--malloc kept|default]
+                            [--lucent DIR] [--batching N [--batching-only]] [--malloc kept|default]
 
 The seed runs the whole `features` every step, one filter at a time; ours runs only up to the
 target layer. Both use the article's defaults (56 px, 12 scales x 20 Adam steps, x1.2, blur 5).
@@ -12,7 +12,8 @@ defaults, lucent being installed in DIR:
 --malloc default leaves this process's glibc malloc as it is; by default it reuses freed memory
 as the served worker does (featureviz.allocator), for the seed and ours alike.
 With --batching N, times N filters optimized one after another (what `filters` does) against all N
-in one batch, and how far the batched images are from the single-filter ones.
+in one batch, and how far the batched images are from the single-filter ones (--batching-only:
+that table alone).
 Prints Markdown tables: seconds, ratios to the seed, and the activation reached vs the noise start.
 """
 import argparse
@@ -140,6 +141,7 @@ def main():
     parser.add_argument("--seed", type=int, help="of the noise start (default: from the clock, to miss the cache)")
     parser.add_argument("--lucent", metavar="DIR", help="a folder where torch-lucent is installed")
     parser.add_argument("--batching", type=int, metavar="N", help="also time N filters one by one vs batched")
+    parser.add_argument("--batching-only", action="store_true", help="only the --batching table")
     parser.add_argument("--malloc", choices=("kept", "default"), default="kept",
                         help="kept: freed memory reused, as in the served worker (default)")
     args = parser.parse_args()
@@ -153,6 +155,14 @@ def main():
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, malloc {malloc}, weights {args.weights}, "
           f"seed {seed}\n")
+    if not args.batching_only:
+        visualize_table(args, model, seed)
+    if args.batching:
+        batching_table(features, args.layers, list(range(args.batching)), seed)
+
+
+def visualize_table(args, model, seed):
+    features = model.features
     header = "| layer | filter | seed article (s) | ours, engine (s) | ours / seed |"
     header += " served (s) | served / seed |" if args.served else ""
     header += " lucent render_vis (s) | lucent / seed | lucent's activation |" if args.lucent else ""
@@ -172,19 +182,20 @@ def main():
             row += f" {lucent_s:.1f} | {lucent_s / seed_s:.2f} | {reached:.4g} |"
         row += f" {result.activation_start:.4g} -> {result.activation_final:.4g} |"
         print(row, flush=True)
-    if args.batching:
-        print("\n| layer | filters | one after another (s) | one batch (s) | batch / one by one |"
-              " max pixel difference, batch vs single | images equal |")
-        print("|---|---|---|---|---|---|---|")
-        filters = list(range(args.batching))
-        for layer in args.layers:
-            one_s, singles = timed(lambda: [visualize(features, layer, f, seed=seed).image for f in filters])
-            batch_s, batch = timed(lambda: batched_visualize(features, layer, filters, seed=seed))
-            as_png = [(img * 255).round().to(torch.uint8) for img in (torch.stack(singles), batch)]
-            equal = sum(bool((a == b).all()) for a, b in zip(*as_png))
-            difference = (torch.stack(singles) - batch).abs().max().item()
-            print(f"| {layer} | {len(filters)} | {one_s:.1f} | {batch_s:.1f} | {batch_s / one_s:.2f} | "
-                  f"{difference:.3g} | {equal} of {len(filters)} |", flush=True)
+
+
+def batching_table(features, layers, filters, seed):
+    print("\n| layer | filters | one after another (s) | one batch (s) | batch / one by one |"
+          " max pixel difference, batch vs single | images equal |")
+    print("|---|---|---|---|---|---|---|")
+    for layer in layers:
+        one_s, singles = timed(lambda: [visualize(features, layer, f, seed=seed).image for f in filters])
+        batch_s, batch = timed(lambda: batched_visualize(features, layer, filters, seed=seed))
+        as_png = [(img * 255).round().to(torch.uint8) for img in (torch.stack(singles), batch)]
+        equal = sum(bool((a == b).all()) for a, b in zip(*as_png))
+        difference = (torch.stack(singles) - batch).abs().max().item()
+        print(f"| {layer} | {len(filters)} | {one_s:.1f} | {batch_s:.1f} | {batch_s / one_s:.2f} | "
+              f"{difference:.3g} | {equal} of {len(filters)} |", flush=True)
 
 
 if __name__ == "__main__":
