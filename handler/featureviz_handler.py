@@ -120,7 +120,7 @@ class FeatureVizHandler(BaseHandler):
         if refused or request.filters is None:
             return refused or singles[0]
         text = {"layer": request.layer, "filters": ",".join(map(str, request.filters)), "seed": request.seed,
-                **self._png_note()}
+                "precision": self.precision, **self._png_note()}
         grid = grid_png([f"filter {f}" for f in request.filters], [png for png, _ in singles], text)
         return grid, all(hit for _, hit in singles)
 

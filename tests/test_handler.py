@@ -162,6 +162,7 @@ def test_filters_give_a_labelled_grid_of_exactly_the_single_filter_images(handle
     assert statuses == [200] and types == ["image/png"] and headers[0]["X-Cache"] == "miss"
     grid = Image.open(io.BytesIO(grid_out[0]))
     assert grid.size == (2 * 19, 2 * (19 + 14)) and grid.text["filters"] == "4,9,2"
+    assert grid.text["precision"] == "fp32"
     for k, f in enumerate((4, 9, 2)):
         single, _, _, single_headers = call(handlers["visualize"], [{"body": {**fields, "filter": f}}])
         assert single_headers[0]["X-Cache"] == "hit"  # the grid cached each single image
