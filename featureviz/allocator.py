@@ -2,7 +2,7 @@
 
 PyTorch allocates CPU tensors with malloc. glibc serves blocks over 32 MB (a 64-channel
 activation at 408 px is 42 MB) with a fresh mmap each time and unmaps them when freed, so each
-Adam step faults in, and the kernel zeroes, every page of its large activations again: 2.5 to 5
+Adam step faults in, and the kernel zeroes, every page of its large activations again: 2 to 5
 million page faults and seconds of system time for one layer-7 visualize on 2 cores
 (docs/benchmarks.md). `keep_freed_memory` makes malloc reuse freed memory instead;
 `release_freed_memory`, called between requests, gives it back to the system.
