@@ -10,11 +10,13 @@ On a C library other than glibc both do nothing.
 """
 import ctypes
 import ctypes.util
+import functools
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # mallopt parameters, from glibc's malloc.h
 KEEP_FREE_BYTES = 2**31 - 1  # the top of the heap stays mapped until release_freed_memory
 
 
+@functools.cache  # the worker releases memory after every batch: look the library up once
 def _glibc():
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

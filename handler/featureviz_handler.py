@@ -96,6 +96,12 @@ class FeatureVizHandler(BaseHandler):
         """No inference_mode here: visualize needs gradients with respect to the pixels.
 
         Returns (request, result) pairs; a refused request is its own result."""
+        try:
+            return list(zip(requests, self._results(requests)))
+        finally:
+            self._release_memory()
+
+    def _results(self, requests):
         valid = [i for i, r in enumerate(requests) if not isinstance(r, BadRequest)]
         results = list(requests)
         if self.operation == "activations":
@@ -108,9 +114,7 @@ class FeatureVizHandler(BaseHandler):
             done = {}  # identical single-filter requests in one batch are optimized once
             for i in valid:
                 results[i] = self._visualize_png(requests[i], done)
-        if self.operation != "visualize":  # visualize releases after each optimization
-            self._release_memory()
-        return list(zip(requests, results))
+        return results
 
     def _visualize_png(self, request, done):
         """(PNG, cache hit) for a request: its image, or for `filters` the labelled grid of the
@@ -168,12 +172,10 @@ class FeatureVizHandler(BaseHandler):
             logger.exception("visualize ran out of memory")
             return BadRequest("size", "the request does not fit in this worker's memory; "
                                       "lower size, upscaling_steps or upscaling_factor", 507)
-        finally:
-            self._release_memory()
 
     def _release_memory(self):
         if self.keeps_freed_memory:
-            release_freed_memory()  # what a request freed goes back to the system between requests
+            release_freed_memory()  # what a batch freed goes back to the system between batches
 
     def postprocess(self, pairs):
         encoded = [self._encode(i, request, result) for i, (request, result) in enumerate(pairs)]

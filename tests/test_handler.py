@@ -122,6 +122,24 @@ def test_a_lone_bad_request_over_grpc_is_a_batch_level_400_carrying_the_json(han
     assert caught.value.error_code == 400 and json.loads(caught.value.message)["field"] == "filter"
 
 
+def test_the_cpu_worker_gives_freed_memory_back_once_after_each_batch(handlers, monkeypatch):
+    releases = []
+    monkeypatch.setattr("featureviz_handler.release_freed_memory", lambda: releases.append(1))
+    handler = handlers["visualize"]
+    assert handler.keeps_freed_memory  # glibc on the CPU, as on our machines and CI
+    good = [{"body": {"layer": 7, "filter": 1, **TINY, "seed": seed}} for seed in (31, 33)]
+    _, statuses, _, _ = call(handler, [good[0], {"body": {"layer": 7, "filter": 999}}, good[1]])
+    assert statuses == [200, 400, 200] and len(releases) == 1
+
+    def engine_fails(*args):
+        raise RuntimeError("engine failure")
+
+    monkeypatch.setattr("featureviz_handler.run_visualize", engine_fails)
+    with pytest.raises(RuntimeError):
+        handler.inference(handler.preprocess([{"body": {"layer": 7, "filter": 2, **TINY, "seed": 32}}]))
+    assert len(releases) == 2  # released even when the batch fails
+
+
 def test_a_repeated_visualize_answers_from_the_cache_without_the_engine(handlers, monkeypatch):
     request = [{"body": {"layer": 14, "filter": 2, **TINY, "seed": 11}}]
     first, _, _, headers = call(handlers["visualize"], request)
