@@ -3,34 +3,28 @@
 For each side the optimization visits, the gradient of one image's objective (its filter's mean
 activation, through `network.channel_trunk` once for the batch and its own `channel_tail`) is
 computed in a batch of N beside other images, beside different other images, in the batch's
-last slot, and alone; the table gives the largest absolute differences. Any non-zero value is
+last slot, and alone (`bench.batched_objective`, the benchmark's batched loop); the table gives the largest absolute differences. Any non-zero value is
 amplified by Adam into a different image (docs/benchmarks.md).
 
     .venv/bin/python scripts/batch_invariance.py --layer 7 --batch 4 [--device cuda --precision tf32]
 """
 import argparse
-import os
 import platform
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from featureviz import precision as arithmetic  # noqa: E402
-from featureviz.network import build_model, channel_tail, channel_trunk  # noqa: E402
-from featureviz.render import Schedule  # noqa: E402
-from featureviz.weights import random_state_dict  # noqa: E402
+from bench import batched_objective  # puts the project root on the path
+from featureviz import precision as arithmetic
+from featureviz.network import build_model
+from featureviz.render import Schedule
+from featureviz.weights import random_state_dict
 
 
-def input_gradient(features, layer, images, filters, precision):
-    device = images.device
-    trunk = torch.nn.Sequential(*channel_trunk(features, layer))
-    tails = [torch.nn.Sequential(*channel_tail(features, layer, f)) for f in filters]
+def input_gradient(objective, images, precision):
     x = images.contiguous(memory_format=torch.channels_last).requires_grad_(True)
-    with arithmetic.kernels(precision, device):
-        with arithmetic.autocast(precision, device):
-            below = trunk(x)
-            loss = sum(tail(below[i:i + 1]).float().mean() for i, tail in enumerate(tails))
+    with arithmetic.kernels(precision, x.device):
+        with arithmetic.autocast(precision, x.device):
+            loss = objective(x)
         loss.backward()
     return x.grad
 
@@ -50,17 +44,18 @@ def main():
           f"{args.precision}, layer {args.layer}, batch of {n}\n")
     print("| side | other images changed | moved to the last slot | alone (batch of 1) |")
     print("|---|---|---|---|")
+    # The image under test has filter 0; the other images filters of their own.
+    objectives = {placing: batched_objective(features, args.layer, filters) for placing, filters in (
+        ("first", range(n)), ("others changed", [0, *range(n, 2 * n - 1)]),
+        ("last", [*range(1, n), 0]), ("alone", [0]))}
     for side in Schedule().sides():
         g = torch.Generator().manual_seed(side)
         one, others, other_others = (torch.randn(k, 3, side, side, generator=g).to(device)
                                      for k in (1, n - 1, n - 1))
-
-        def gradient(images, filters, slot):
-            return input_gradient(features, args.layer, images, filters, args.precision)[slot]
-        first = gradient(torch.cat([one, others]), range(n), 0)
-        changed = gradient(torch.cat([one, other_others]), [0, *range(n, 2 * n - 1)], 0)
-        last = gradient(torch.cat([others, one]), [*range(1, n), 0], -1)
-        alone = gradient(one, [0], 0)
+        batches = {"first": (torch.cat([one, others]), 0), "others changed": (torch.cat([one, other_others]), 0),
+                   "last": (torch.cat([others, one]), -1), "alone": (one, 0)}
+        first, changed, last, alone = (input_gradient(objectives[placing], images, args.precision)[slot]
+                                       for placing, (images, slot) in batches.items())
         print(f"| {side} | " + " | ".join(f"{(first - other).abs().max().item():.2g}"
                                           for other in (changed, last, alone)) + " |", flush=True)
 

@@ -63,13 +63,24 @@ def seed_visualize(features, layer, filter, schedule=Schedule(), seed=0):
         hook.remove()
 
 
+def batched_objective(features, layer, filters):
+    """images (N, 3, H, W) -> the sum over images of their own filter's mean activation at `layer`:
+    the layers below the last convolution once for the batch, each image's channel above it."""
+    trunk = torch.nn.Sequential(*channel_trunk(features, layer))
+    tails = [torch.nn.Sequential(*channel_tail(features, layer, f)) for f in filters]
+
+    def objective(images):
+        below = trunk(images)
+        return sum(tail(below[i:i + 1]).float().mean() for i, tail in enumerate(tails))
+    return objective
+
+
 def batched_visualize(features, layer, filters, schedule=Schedule(), seed=0, precision="fp32"):
     """The render loop with all `filters` in one batch: the layers below the last convolution run
     once for all images, each image's own filter channel above it; one Adam on the stacked
     images (Adam is elementwise, so each image keeps its own state). Returns (N, 3, H, W)."""
     device = device_of(features)
-    trunk = torch.nn.Sequential(*channel_trunk(features, layer))
-    tails = [torch.nn.Sequential(*channel_tail(features, layer, f)) for f in filters]
+    objective = batched_objective(features, layer, filters)
     img = torch.stack([start_noise(schedule.size, seed)] * len(filters)).to(device)
     with arithmetic.kernels(precision, device):
         for scale, side in enumerate(schedule.sides()):
@@ -82,8 +93,7 @@ def batched_visualize(features, layer, filters, schedule=Schedule(), seed=0, pre
             for _ in range(schedule.opt_steps):
                 optimizer.zero_grad()
                 with arithmetic.autocast(precision, device):
-                    below = trunk(x)
-                    loss = -sum(tail(below[i:i + 1]).float().mean() for i, tail in enumerate(tails))
+                    loss = -objective(x)
                 loss.backward()
                 optimizer.step()
             img = denormalize(x.detach())
