@@ -10,7 +10,7 @@ from .cache import cache_key
 from .fields import BadRequest, Field, parse_fields
 from .image import center_square, decode_image
 from .network import LAYER_COUNT, min_input_side, output_channels
-from .render import Schedule, visualize
+from .render import Schedule, visualize_many
 
 LAYER_RANGE = (0, LAYER_COUNT - 1)
 MAX_SIDE = 1024  # largest image side any scale may reach
@@ -147,10 +147,25 @@ def visualize_cache_key(request: VisualizeRequest, **context) -> str:
                      **asdict(request.schedule), **context)
 
 
-def run_visualize(features, request: VisualizeRequest, precision: str = "fp32"):
+def run_visualize(features, requests: list[VisualizeRequest], precision: str = "fp32") -> list:
+    """Single-filter requests of one layer and schedule -> their Visualizations, optimized
+    together where that changes no image (render.visualize_many)."""
+    layer, schedule = requests[0].layer, requests[0].schedule
+    if any(r.filters is not None or (r.layer, r.schedule) != (layer, schedule) for r in requests):
+        raise ValueError("run_visualize takes single-filter requests of one layer and schedule")
     # Gradients even when a caller runs us under no_grad or inference_mode (as BaseHandler does).
     with torch.inference_mode(False), torch.enable_grad():
-        return visualize(features, request.layer, request.filter, request.schedule, request.seed, precision)
+        return visualize_many(features, layer, [r.filter for r in requests], [r.seed for r in requests],
+                              schedule, precision)
+
+
+def visualize_batches(requests: list[VisualizeRequest], max_images: int) -> list[list[VisualizeRequest]]:
+    """Single-filter requests -> the batches run_visualize takes: same layer and schedule, in
+    order of arrival, at most `max_images` each."""
+    groups = {}
+    for request in requests:
+        groups.setdefault((request.layer, request.schedule), []).append(request)
+    return [group[i:i + max_images] for group in groups.values() for i in range(0, len(group), max_images)]
 
 
 def run_activations(features, requests: list[ActivationsRequest]) -> list[dict]:

@@ -205,8 +205,8 @@ def test_visualize_request_gets_gradients_under_inference_mode(features):
     from featureviz.operations import parse_visualize, run_visualize
     request = parse_visualize({"layer": 7, "filter": 12, "size": 16, "upscaling_steps": 2, "opt_steps": 3}, features)
     with torch.inference_mode():
-        under = run_visualize(features, request)
-    plain = run_visualize(features, request)
+        under = run_visualize(features, [request])[0]
+    plain = run_visualize(features, [request])[0]
     assert torch.equal(under.image, plain.image) and under.activation_final > under.activation_start
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from bench_gpu import host_syncs
 from featureviz.network import build_model
-from featureviz.render import Schedule, visualize
+from featureviz.render import Schedule, visualize, visualize_many
 from featureviz_handler import FeatureVizHandler
 from test_handler import call, make_context, model_dir  # noqa: F401 (model_dir: a fixture)
 
@@ -39,6 +39,18 @@ def test_graphed_steps_match_eager_steps(cuda_features, precision):
     # The graph's Adam keeps its step count on the GPU: rounding differs, the optimization not.
     assert graphed.activation_final == pytest.approx(eager.activation_final, rel=0.05)
     assert graphed.activation_final > 2 * graphed.activation_start
+
+
+@pytest.mark.parametrize("graphs", [True, False])
+def test_images_optimized_together_on_the_gpu_are_each_the_image_alone(cuda_features, graphs):
+    schedule = Schedule(size=48, upscaling_steps=4, upscaling_factor=1.6, opt_steps=5)
+    filters, seeds = [1, 6, 8], [2, 2, 5]
+    together = visualize_many(cuda_features, 20, filters, seeds, schedule, "tf32", graphs)
+    print("sides batched on this GPU:", together[0].batched_sides)  # which is cuDNN's choice
+    for result, filter, seed in zip(together, filters, seeds):
+        alone = visualize(cuda_features, 20, filter, schedule, seed, "tf32", graphs)
+        assert torch.equal(result.image, alone.image)
+        assert result.activation_per_scale == alone.activation_per_scale
 
 
 def test_strict_fp32_on_the_gpu_follows_the_cpu(cuda_features, cpu_features):

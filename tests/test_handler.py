@@ -188,7 +188,7 @@ def test_filters_give_a_labelled_grid_of_exactly_the_single_filter_images(handle
         assert np.array_equal(np.asarray(cell), np.asarray(Image.open(io.BytesIO(single[0])).convert("RGB")))
         # and that is the engine's own single-filter image, computed afresh here
         request = parse_visualize({**fields, "filter": f}, handlers["visualize"].features)
-        fresh = run_visualize(handlers["visualize"].features, request).image
+        fresh = run_visualize(handlers["visualize"].features, [request])[0].image
         assert np.array_equal(np.asarray(cell), np.asarray(Image.open(io.BytesIO(to_png(fresh))).convert("RGB")))
 
 
