@@ -22,7 +22,7 @@ from featureviz.fields import BadRequest, request_fields
 from featureviz.image import grid_png, to_png
 from featureviz.network import build_model, classifier_net
 from featureviz.operations import (parse_activations, parse_visualize, run_activations, run_visualize,
-                                   visualize_cache_key)
+                                   visualize_batches, visualize_cache_key)
 from featureviz.precision import check as check_precision
 from featureviz.precision import default_precision
 from featureviz.weights import load_state_dict
@@ -54,6 +54,7 @@ class FeatureVizHandler(BaseHandler):
         settings = (getattr(context, "model_yaml_config", None) or {}).get("handler", {})
         self.cache = self._make_cache(settings)
         self.precision = self._precision(settings)
+        self.batch_images = self._batch_images(settings)
         # On the CPU, large activations from reused heap memory rather than fresh pages every step.
         self.keeps_freed_memory = self.device.type == "cpu" and keep_freed_memory()
         self.initialized = True
@@ -63,6 +64,13 @@ class FeatureVizHandler(BaseHandler):
     def _precision(self, settings):
         chosen = str(os.environ.get("FEATUREVIZ_PRECISION") or settings.get("precision") or "auto")
         return default_precision(self.device) if chosen == "auto" else check_precision(chosen)
+
+    @staticmethod
+    def _batch_images(settings):
+        chosen = os.environ.get("FEATUREVIZ_BATCH_IMAGES") or settings.get("batch_images", 4)
+        if not str(chosen).isdigit() or int(chosen) < 1:
+            raise ValueError(f"batch_images must be a positive integer, not {chosen!r}")
+        return int(chosen)
 
     @staticmethod
     def _make_cache(settings):
@@ -111,15 +119,38 @@ class FeatureVizHandler(BaseHandler):
             for i in valid:
                 results[i] = self._explain(requests[i])
         else:
-            done = {}  # identical single-filter requests in one batch are optimized once
-            for i in valid:
-                results[i] = self._visualize_png(requests[i], done)
+            for i, result in zip(valid, self._visualize([requests[i] for i in valid])):
+                results[i] = result
         return results
 
-    def _visualize_png(self, request, done):
-        """(PNG, cache hit) for a request: its image, or for `filters` the labelled grid of the
-        single-filter images, each exactly what that single request returns (and cached as such)."""
-        singles = [self._single_png(single, done) for single in request.singles()]
+    def _visualize(self, requests):
+        """(PNG, cache hit) or a refusal for each request; for `filters` the labelled grid of its
+        single-filter images. Each single-filter image is computed at most once a batch, and those
+        of one layer and schedule that the cache lacks are optimized together (exact, see
+        featureviz.render), then cached one by one as what their single requests return."""
+        images, missing = {}, {}  # cache key -> (PNG, hit) or BadRequest; -> single request
+        for request in requests:
+            for single in request.singles():
+                key = self._cache_key(single)
+                if key not in images and key not in missing:
+                    cached = self.cache.get(key) if self.cache else None
+                    if cached is not None:
+                        images[key] = (cached, True)
+                    else:
+                        missing[key] = single
+        for batch in visualize_batches(list(missing.values()), self.batch_images):
+            for single, png in zip(batch, self._optimize(batch)):
+                key = self._cache_key(single)
+                if isinstance(png, BadRequest):
+                    images[key] = png
+                else:
+                    images[key] = (png, False)
+                    if self.cache:
+                        self.cache.put(key, png)
+        return [self._answer(request, images) for request in requests]
+
+    def _answer(self, request, images):
+        singles = [images[self._cache_key(single)] for single in request.singles()]
         refused = next((s for s in singles if isinstance(s, BadRequest)), None)
         if refused or request.filters is None:
             return refused or singles[0]
@@ -127,22 +158,6 @@ class FeatureVizHandler(BaseHandler):
                 "precision": self.precision, **self._png_note()}
         grid = grid_png([f"filter {f}" for f in request.filters], [png for png, _ in singles], text)
         return grid, all(hit for _, hit in singles)
-
-    def _single_png(self, request, done):
-        key = self._cache_key(request)
-        if key not in done:
-            cached = self.cache.get(key) if self.cache else None
-            if cached is not None:
-                done[key] = (cached, True)
-            else:
-                result = self._run_visualize(request)
-                if isinstance(result, BadRequest):
-                    return result
-                png = to_png(result.image, self._png_text(request, result))
-                if self.cache:
-                    self.cache.put(key, png)
-                done[key] = (png, False)
-        return done[key]
 
     def _explain(self, request):
         try:
@@ -157,21 +172,30 @@ class FeatureVizHandler(BaseHandler):
                 "activation_final": f"{result.activation_final:.6g}", "precision": self.precision,
                 **self._png_note()}
 
-    def _run_visualize(self, request):
+    def _optimize(self, batch):
+        """Single-filter requests of one layer and schedule -> a PNG or a refusal for each."""
         try:
             start = time.perf_counter()
-            result = run_visualize(self.features, request, self.precision)
-            metrics = self.context.metrics
-            metrics.add_time("VisualizeDuration", (time.perf_counter() - start) * 1000, None, "ms", [])
-            steps = request.schedule.opt_steps * request.schedule.upscaling_steps
-            metrics.add_counter("VisualizeOptimizationSteps", steps, None, [])
-            metrics.add_metric("VisualizeFinalActivation", result.activation_final, "activation", None,
-                               [Dimension("Layer", str(request.layer))], MetricTypes.GAUGE)
-            return result
+            results = run_visualize(self.features, batch, self.precision)
         except torch.OutOfMemoryError:
+            if len(batch) > 1:
+                logger.warning("%d images together ran out of memory; optimizing them one by one", len(batch))
+                return [png for single in batch for png in self._optimize([single])]
             logger.exception("visualize ran out of memory")
-            return BadRequest("size", "the request does not fit in this worker's memory; "
-                                      "lower size, upscaling_steps or upscaling_factor", 507)
+            return [BadRequest("size", "the request does not fit in this worker's memory; "
+                                       "lower size, upscaling_steps or upscaling_factor", 507)]
+        metrics = self.context.metrics
+        metrics.add_time("VisualizeDuration", (time.perf_counter() - start) * 1000, None, "ms", [])
+        steps = batch[0].schedule.opt_steps * batch[0].schedule.upscaling_steps
+        metrics.add_counter("VisualizeOptimizationSteps", steps * len(batch), None, [])
+        if results[0].batched_sides:
+            metrics.add_counter("VisualizeImagesBatched", len(batch), None, [])
+            logger.info("optimized %d images of layer %d together at sides %s", len(batch), batch[0].layer,
+                        results[0].batched_sides)
+        for result in results:
+            metrics.add_metric("VisualizeFinalActivation", result.activation_final, "activation", None,
+                               [Dimension("Layer", str(batch[0].layer))], MetricTypes.GAUGE)
+        return [to_png(result.image, self._png_text(single, result)) for single, result in zip(batch, results)]
 
     def _release_memory(self):
         if self.keeps_freed_memory:

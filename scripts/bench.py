@@ -11,14 +11,15 @@ defaults, lucent being installed in DIR:
     pip install --target DIR --no-deps torch-lucent==0.1.8 kornia==0.4.1 decorator
 --malloc default leaves this process's glibc malloc as it is; by default it reuses freed memory
 as the served worker does (featureviz.allocator), for the seed and ours alike.
-With --batching N, times N filters optimized one after another (what `filters` does) against all N
-in one batch, and how far the batched images are from the single-filter ones (--batching-only:
-that table alone).
+With --batching N, times N filters optimized one after another against the engine's exact batch
+(what `filters` and concurrent requests get) and against all N in one batch at every side, and
+how far the batched images are from the single-filter ones (--batching-only: that table alone).
 Prints Markdown tables: seconds, ratios to the seed, and the activation reached vs the noise start.
 """
 import argparse
 import os
 import platform
+import resource
 import sys
 import time
 
@@ -31,7 +32,7 @@ from featureviz import precision as arithmetic  # noqa: E402
 from featureviz.allocator import keep_freed_memory  # noqa: E402
 from featureviz.image import box_blur, denormalize, normalize, start_noise, upscale  # noqa: E402
 from featureviz.network import build_model, channel_tail, channel_trunk, device_of  # noqa: E402
-from featureviz.render import WEIGHT_DECAY, Schedule, visualize  # noqa: E402
+from featureviz.render import WEIGHT_DECAY, Schedule, visualize, visualize_many  # noqa: E402
 from featureviz.weights import imagenet_file, load_state_dict, random_state_dict  # noqa: E402
 
 
@@ -195,17 +196,29 @@ def visualize_table(args, model, seed):
 
 
 def batching_table(features, layers, filters, seed):
-    print("\n| layer | filters | one after another (s) | one batch (s) | batch / one by one |"
-          " max pixel difference, batch vs single | images equal |")
-    print("|---|---|---|---|---|---|---|")
+    """N filters one after another (what `filters` did up to engine 0.3.0), in the engine's exact
+    batch (render.visualize_many: batched only at the sides its probe finds batch-invariant; timed
+    first with the probes, then again on the next N filters with the verdicts remembered), and
+    in one batch at every side (batched_visualize), against the single-filter images."""
+    print("\n| layer | filters | one after another (s) | exact batch, with probes (s) | / one by one |"
+          " images equal | sides batched | exact batch, probes remembered (s) | / one by one |"
+          " batch at every side (s) | / one by one | images equal | max pixel difference | peak RSS (GB) |")
+    print("|" + "---|" * 14)
+    n = len(filters)
     for layer in layers:
-        one_s, singles = timed(lambda: [visualize(features, layer, f, seed=seed).image for f in filters])
+        one_s, singles = timed(lambda: torch.stack([visualize(features, layer, f, seed=seed).image for f in filters]))
+        exact_s, exact = timed(lambda: visualize_many(features, layer, filters, [seed] * n))
+        again_s, _ = timed(lambda: visualize_many(features, layer, [f + n for f in filters], [seed] * n))
         batch_s, batch = timed(lambda: batched_visualize(features, layer, filters, seed=seed))
-        as_png = [(img * 255).round().to(torch.uint8) for img in (torch.stack(singles), batch)]
+        exact_equal = sum(torch.equal(r.image, single) for r, single in zip(exact, singles))
+        as_png = [(img * 255).round().to(torch.uint8) for img in (singles, batch)]
         equal = sum(bool((a == b).all()) for a, b in zip(*as_png))
-        difference = (torch.stack(singles) - batch).abs().max().item()
-        print(f"| {layer} | {len(filters)} | {one_s:.1f} | {batch_s:.1f} | {batch_s / one_s:.2f} | "
-              f"{difference:.3g} | {equal} of {len(filters)} |", flush=True)
+        sides = exact[0].batched_sides
+        sides = f"{len(sides)} of {len(Schedule().sides())} ({sides[0]}-{sides[-1]} px)" if sides else "none"
+        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(f"| {layer} | {n} | {one_s:.1f} | {exact_s:.1f} | {exact_s / one_s:.2f} | {exact_equal} of {n} | "
+              f"{sides} | {again_s:.1f} | {again_s / one_s:.2f} | {batch_s:.1f} | {batch_s / one_s:.2f} | "
+              f"{equal} of {n} | {(singles - batch).abs().max().item():.3g} | {peak_gb:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Measure `visualize` on a GPU: host syncs, repeatability, precision, batching, a whole-layer sweep.
 
-    python scripts/bench_gpu.py [--weights random] [--sections sync repeat latency fidelity batching sweep]
-                                [--fidelity-layers 7 20 30 40] [--fidelity-filters 4] [--sweep 512]
+    python scripts/bench_gpu.py [--weights random] [--sections sync repeat latency fidelity batching exact sweep]
+                                [--fidelity-layers 7 20 30 40] [--fidelity-filters 4] [--exact-sizes 2 4 8]
+                                [--sweep 512]
                                 [--sweep-precision tf32] [--lucent DIR] [--out FILE]
 
 Every section prints a Markdown table (and appends it to --out). The seed article's loop is
@@ -25,7 +26,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from bench import batched_visualize, channel_mean, lucent_visualize, seed_visualize, weights_state_dict  # noqa: E402
 from featureviz import precision as arithmetic  # noqa: E402
 from featureviz.network import build_model  # noqa: E402
-from featureviz.render import Schedule, visualize  # noqa: E402
+from featureviz.render import Schedule, visualize, visualize_many  # noqa: E402
 
 OUT = None
 VARIANTS = [("tf32", False), ("fp32", True), ("tf32", True), ("bf16", True)]  # (precision, CUDA graphs)
@@ -158,6 +159,25 @@ def section_batching(features, seed, layer, sizes):
            "images equal to single", "max pixel difference", "peak GPU memory (GiB)"], rows)
 
 
+def section_exact(features, seed, layer, sizes, precision="tf32"):
+    """The engine's exact batches (render.visualize_many, what `filters` and concurrent requests
+    get) against the same filters one after another: time, sides batched, equality."""
+    rows = []
+    for n in sizes:
+        filters = list(range(n))
+        visualize_many(features, layer, filters, [seed] * n, precision=precision)  # the probes, cuDNN's kernels
+        single_s, singles = timed(lambda: [visualize(features, layer, f, seed=seed, precision=precision).image
+                                           for f in filters])
+        batch_s, batch = timed(lambda: visualize_many(features, layer, filters, [seed] * n, precision=precision))
+        equal = sum(torch.equal(result.image, single) for result, single in zip(batch, singles))
+        sides = batch[0].batched_sides
+        rows.append((n, f"{single_s:.2f}", f"{batch_s:.2f}", f"{batch_s / single_s:.2f}",
+                     f"{len(sides)} of {len(Schedule().sides())}: {sides}", f"{equal} of {n}"))
+    emit(f"### Exact batches (visualize_many) vs one after another (layer {layer}, {precision}, graphs, seed {seed})\n")
+    table(["filters", "one after another (s)", "exact batch (s)", "batch / one by one", "sides batched",
+           "images equal to single"], rows)
+
+
 def section_sweep(features, seed, layer, count, precision):
     start = time.perf_counter()
     reached = [visualize(features, layer, f, seed=seed, precision=precision).activation_final for f in range(count)]
@@ -174,11 +194,12 @@ def main():
     parser.add_argument("--weights", default="random")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--sections", nargs="+",
-                        default=["sync", "repeat", "latency", "fidelity", "batching", "sweep"])
+                        default=["sync", "repeat", "latency", "fidelity", "batching", "exact", "sweep"])
     parser.add_argument("--layers", type=int, nargs="+", default=[7, 40])
     parser.add_argument("--fidelity-layers", type=int, nargs="+", default=[7, 20, 30, 40])
     parser.add_argument("--fidelity-filters", type=int, default=4)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32, 64])
+    parser.add_argument("--exact-sizes", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--sweep", type=int, default=512)
     parser.add_argument("--sweep-precision", default="tf32")
     parser.add_argument("--lucent", metavar="DIR", help="a folder where torch-lucent is installed")
@@ -199,6 +220,7 @@ def main():
         "latency": lambda: section_latency(features, args.seed, args.layers, model if args.lucent else None),
         "fidelity": lambda: section_fidelity(features, args.seed, args.fidelity_layers, args.fidelity_filters),
         "batching": lambda: section_batching(features, args.seed, 40, args.batch_sizes),
+        "exact": lambda: section_exact(features, args.seed, 40, args.exact_sizes),
         "sweep": lambda: section_sweep(features, args.seed, 40, args.sweep, args.sweep_precision),
     }
     for name in args.sections:

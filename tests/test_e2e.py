@@ -7,7 +7,9 @@ import io
 import os
 import re
 import threading
+import time
 
+import numpy as np
 import pytest
 import requests
 import torch
@@ -15,7 +17,8 @@ from PIL import Image
 
 import server
 from conftest import ROOT, TINY, reference_layer_output
-from featureviz.image import center_square, normalize
+from featureviz.image import center_square, normalize, to_png
+from featureviz.render import Schedule, visualize
 from test_fields import png
 
 def test_addresses_are_torchserve_defaults_on_loopback():
@@ -64,6 +67,28 @@ def test_filters_answer_a_grid_and_fill_the_cache_for_each_filter(api):
     assert single.headers["X-Cache"] == "hit"
     bad = api.visualize({**fields, "filters": [3, 3000]})
     assert bad.status_code == 400 and bad.json()["field"] == "filters"
+
+
+def metric_total(served, name):
+    text = requests.get(f"{served['props']['metrics_address']}/metrics", timeout=10).text
+    return sum(float(value) for value in re.findall(rf"^{name}\{{.*\}} ([0-9.e+-]+)$", text, re.M))
+
+
+def test_filters_are_optimized_together_and_each_is_the_image_the_engine_makes_alone(api, served, features):
+    fields = {"layer": 7, "size": 180, "upscaling_steps": 2, "opt_steps": 2, "seed": 77}  # sides 180, 216
+    before = metric_total(served, "VisualizeImagesBatched")
+    grid = api.visualize({**fields, "filters": [1, 6, 11]})
+    assert grid.status_code == 200 and grid.headers["X-Cache"] == "miss"
+    deadline = time.monotonic() + 10  # the frontend reads metrics from the worker's log as it comes
+    while metric_total(served, "VisualizeImagesBatched") < before + 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert metric_total(served, "VisualizeImagesBatched") == before + 3
+    for f in (1, 6, 11):
+        single = api.visualize({**fields, "filter": f})
+        assert single.headers["X-Cache"] == "hit"  # the grid's image, cached as this request's
+        alone = visualize(features, 7, f, Schedule(180, 2, 1.2, 2), seed=77).image
+        pixels = [np.asarray(Image.open(io.BytesIO(png)).convert("RGB")) for png in (single.content, to_png(alone))]
+        assert np.array_equal(*pixels)
 
 
 def test_default_visualize_at_layer_40_is_408_pixels(api):

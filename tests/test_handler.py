@@ -140,6 +140,71 @@ def test_the_cpu_worker_gives_freed_memory_back_once_after_each_batch(handlers, 
     assert len(releases) == 2  # released even when the batch fails
 
 
+def test_a_batch_optimizes_each_layer_and_schedule_together_and_each_image_is_the_lone_one(handlers, monkeypatch,
+                                                                                         caplog):
+    handler = handlers["visualize"]
+    batches, engine = [], run_visualize
+
+    def recorded(features, batch, precision):
+        batches.append([(r.layer, r.filter) for r in batch])
+        return engine(features, batch, precision)
+
+    monkeypatch.setattr("featureviz_handler.run_visualize", recorded)
+    # Sides 180, then 216: batch-invariant on our CPUs (tests/test_batching.py); a seed of its own.
+    fields = {"layer": 7, "size": 180, "upscaling_steps": 2, "opt_steps": 2, "seed": 20261122}
+    bodies = [{**fields, "filter": 4}, {**fields, "filter": 9}, {**fields, "filters": [2, 4]},
+              {**fields, "layer": 9, "filter": 1}, {**fields, "filter": 5000}, {**fields, "filter": 4}]
+    with caplog.at_level("INFO"):
+        out, statuses, types, headers = call(handler, [{"body": body} for body in bodies])
+    assert statuses == [200, 200, 200, 200, 400, 200] and [h.get("X-Cache") for h in headers[:4]] == ["miss"] * 4
+    assert batches == [[(7, 4), (7, 9), (7, 2)], [(9, 1)]]  # filter 4 asked twice (and in the grid): once
+    assert "[METRICS]VisualizeImagesBatched.Count:3" in caplog.text
+    assert out[5] == out[0] and Image.open(io.BytesIO(out[2])).text["filters"] == "2,4"
+    for i, body in ((0, bodies[0]), (1, bodies[1]), (3, bodies[3]), (None, {**fields, "filter": 2})):
+        request = parse_visualize(body, handler.features)
+        alone = run_visualize(handler.features, [request])[0]
+        png = to_png(alone.image, handler._png_text(request, alone))
+        if i is None:  # the grid's filter 2, cached as the single request's image
+            i, (out, _, _, headers) = 0, call(handler, [{"body": body}])
+            assert headers[0]["X-Cache"] == "hit"
+        assert out[i] == png
+
+
+def test_images_that_do_not_fit_together_are_optimized_one_by_one_and_only_a_lone_misfit_gets_507(
+        handlers, monkeypatch):
+    batches, engine = [], run_visualize
+
+    def memory_for_two_small_images(features, batch, precision):
+        batches.append([r.filter for r in batch])
+        if len(batch) > 1 or batch[0].schedule.size > 16:
+            raise torch.OutOfMemoryError("out of memory")
+        return engine(features, batch, precision)
+
+    monkeypatch.setattr("featureviz_handler.run_visualize", memory_for_two_small_images)
+    fields = {"layer": 7, **TINY, "seed": 41}
+    bodies = [{**fields, "filter": 1}, {**fields, "filter": 2}, {**fields, "filter": 3, "size": 20}]
+    out, statuses, _, _ = call(handlers["visualize"], [{"body": body} for body in bodies])
+    assert statuses == [200, 200, 507] and json.loads(out[2])["field"] == "size"
+    assert batches == [[1, 2], [1], [2], [3]]
+    monkeypatch.setattr("featureviz_handler.run_visualize", engine)
+    for body, png in zip(bodies[:2], out):
+        request = parse_visualize(body, handlers["visualize"].features)
+        alone = run_visualize(handlers["visualize"].features, [request])[0]
+        assert png == to_png(alone.image, handlers["visualize"]._png_text(request, alone))
+
+
+def test_batch_images_is_a_positive_integer_from_the_environment_or_the_model_config(model_dir, monkeypatch):
+    handler = FeatureVizHandler()
+    handler.initialize(make_context("visualize", model_dir))
+    assert handler.batch_images == 4  # as many as TorchServe's batchSize in model-config.yaml
+    monkeypatch.setenv("FEATUREVIZ_BATCH_IMAGES", "1")  # 1: one image at a time
+    handler.initialize(make_context("visualize", model_dir))
+    assert handler.batch_images == 1
+    monkeypatch.setenv("FEATUREVIZ_BATCH_IMAGES", "0")
+    with pytest.raises(ValueError, match="batch_images"):
+        handler.initialize(make_context("visualize", model_dir))
+
+
 def test_a_repeated_visualize_answers_from_the_cache_without_the_engine(handlers, monkeypatch):
     request = [{"body": {"layer": 14, "filter": 2, **TINY, "seed": 11}}]
     first, _, _, headers = call(handlers["visualize"], request)
