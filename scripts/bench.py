@@ -2,6 +2,7 @@
 
     python scripts/bench.py [--layers 7 40] [--filter 0] [--weights random] [--served URL --key KEY]
                             [--lucent DIR] [--batching N [--batching-only]] [--malloc kept|default]
+                            [--served-batch N --served URL --key KEY]
 
 The seed runs the whole `features` every step, one filter at a time; ours runs only up to the
 target layer. Both use the article's defaults (56 px, 12 scales x 20 Adam steps, x1.2, blur 5).
@@ -14,6 +15,9 @@ as the served worker does (featureviz.allocator), for the seed and ours alike.
 With --batching N, times N filters optimized one after another against the engine's exact batch
 (what `filters` and concurrent requests get) and against all N in one batch at every side, and
 how far the batched images are from the single-filter ones (--batching-only: that table alone).
+With --served-batch N (and --served, --key), only this: N single-filter requests of each layer
+(filters 0 to N-1) sent to the server at once, so that TorchServe hands them to the handler as one
+batch, against N more (the next seed) sent one after another.
 Prints Markdown tables: seconds, ratios to the seed, and the activation reached vs the noise start.
 """
 import argparse
@@ -142,6 +146,18 @@ def served(url, key, layer, filter, seed):
     return response.content
 
 
+def served_batch_table(url, key, layers, n, seed):
+    import concurrent.futures
+    print(f"Served at {url}, seeds {seed} (at once) and {seed + 1} (one after another)\n")
+    print("| layer | requests | at once (s) | one after another (s) | at once / one after another |")
+    print("|---|---|---|---|---|")
+    for layer in layers:
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            at_once_s, _ = timed(lambda: list(pool.map(lambda f: served(url, key, layer, f, seed), range(n))))
+        one_s, _ = timed(lambda: [served(url, key, layer, f, seed + 1) for f in range(n)])
+        print(f"| {layer} | {n} | {at_once_s:.1f} | {one_s:.1f} | {at_once_s / one_s:.2f} |", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, nargs="+", default=[7, 40])
@@ -153,6 +169,8 @@ def main():
     parser.add_argument("--lucent", metavar="DIR", help="a folder where torch-lucent is installed")
     parser.add_argument("--batching", type=int, metavar="N", help="also time N filters one by one vs batched")
     parser.add_argument("--batching-only", action="store_true", help="only the --batching table")
+    parser.add_argument("--served-batch", type=int, metavar="N",
+                        help="only: N concurrent served requests vs N one after another")
     parser.add_argument("--malloc", choices=("kept", "default"), default="kept",
                         help="kept: freed memory reused, as in the served worker (default)")
     args = parser.parse_args()
@@ -161,6 +179,8 @@ def main():
         sys.path.insert(0, args.lucent)
     malloc = "freed memory kept" if args.malloc == "kept" and keep_freed_memory() else "glibc defaults"
 
+    if args.served_batch:
+        return served_batch_table(args.served, args.key, args.layers, args.served_batch, seed)
     model = build_model(weights_state_dict(args.weights))
     features = model.features
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
