@@ -128,29 +128,24 @@ class FeatureVizHandler(BaseHandler):
         single-filter images. Each single-filter image is computed at most once a batch, and those
         of one layer and schedule that the cache lacks are optimized together (exact, see
         featureviz.render), then cached one by one as what their single requests return."""
-        images, missing = {}, {}  # cache key -> (PNG, hit) or BadRequest; -> single request
-        for request in requests:
-            for single in request.singles():
-                key = self._cache_key(single)
-                if key not in images and key not in missing:
-                    cached = self.cache.get(key) if self.cache else None
-                    if cached is not None:
-                        images[key] = (cached, True)
-                    else:
-                        missing[key] = single
-        for batch in visualize_batches(list(missing.values()), self.batch_images):
+        keys = {single: self._cache_key(single) for request in requests for single in request.singles()}
+        images = {}  # single-filter request (identical ones are equal) -> (PNG, cache hit) or BadRequest
+        for single, key in keys.items():
+            cached = self.cache.get(key) if self.cache else None
+            if cached is not None:
+                images[single] = (cached, True)
+        for batch in visualize_batches([single for single in keys if single not in images], self.batch_images):
             for single, png in zip(batch, self._optimize(batch)):
-                key = self._cache_key(single)
                 if isinstance(png, BadRequest):
-                    images[key] = png
+                    images[single] = png
                 else:
-                    images[key] = (png, False)
+                    images[single] = (png, False)
                     if self.cache:
-                        self.cache.put(key, png)
-        return [self._answer(request, images) for request in requests]
+                        self.cache.put(keys[single], png)
+        return [self._answer(request, [images[single] for single in request.singles()]) for request in requests]
 
-    def _answer(self, request, images):
-        singles = [images[self._cache_key(single)] for single in request.singles()]
+    def _answer(self, request, singles):
+        """A request's answer from its single-filter images: (PNG, cache hit), grid or refusal."""
         refused = next((s for s in singles if isinstance(s, BadRequest)), None)
         if refused or request.filters is None:
             return refused or singles[0]
