@@ -3,20 +3,22 @@
 For each side the optimization visits, the gradient of one image's objective (its filter's mean
 activation, through `network.channel_trunk` once for the batch and its own `channel_tail`) is
 computed in a batch of N beside other images, beside different other images, in the batch's
-last slot, and alone (`bench.batched_objective`, the benchmark's batched loop); the table gives the largest absolute differences. Any non-zero value is
-amplified by Adam into a different image (docs/benchmarks.md).
+last slot, and alone (`render.FilterObjective`, the engine's objective, also that of the
+benchmark's batched loop); the table gives the largest absolute differences. Any non-zero value
+is amplified by Adam into a different image (docs/benchmarks.md).
 
     .venv/bin/python scripts/batch_invariance.py --layer 7 --batch 4 [--device cuda --precision tf32]
 """
 import argparse
+import contextlib
 import platform
 
 import torch
 
-from bench import batched_objective  # puts the project root on the path
+import bench  # noqa: F401 (puts the project root on the path)
 from featureviz import precision as arithmetic
 from featureviz.network import build_model
-from featureviz.render import Schedule
+from featureviz.render import FilterObjective, Schedule
 from featureviz.weights import random_state_dict
 
 
@@ -24,7 +26,7 @@ def input_gradient(objective, images, precision):
     x = images.contiguous(memory_format=torch.channels_last).requires_grad_(True)
     with arithmetic.kernels(precision, x.device):
         with arithmetic.autocast(precision, x.device):
-            loss = objective(x)
+            loss = objective(list(x.split(1)), range(len(x))).sum()
         loss.backward()
     return x.grad
 
@@ -45,19 +47,20 @@ def main():
     print("| side | other images changed | moved to the last slot | alone (batch of 1) |")
     print("|---|---|---|---|")
     # The image under test has filter 0; the other images filters of their own.
-    objectives = {placing: batched_objective(features, args.layer, filters) for placing, filters in (
-        ("first", range(n)), ("others changed", [0, *range(n, 2 * n - 1)]),
-        ("last", [*range(1, n), 0]), ("alone", [0]))}
-    for side in Schedule().sides():
-        g = torch.Generator().manual_seed(side)
-        one, others, other_others = (torch.randn(k, 3, side, side, generator=g).to(device)
-                                     for k in (1, n - 1, n - 1))
-        batches = {"first": (torch.cat([one, others]), 0), "others changed": (torch.cat([one, other_others]), 0),
-                   "last": (torch.cat([others, one]), -1), "alone": (one, 0)}
-        first, changed, last, alone = (input_gradient(objectives[placing], images, args.precision)[slot]
-                                       for placing, (images, slot) in batches.items())
-        print(f"| {side} | " + " | ".join(f"{(first - other).abs().max().item():.2g}"
-                                          for other in (changed, last, alone)) + " |", flush=True)
+    with contextlib.ExitStack() as hooks:
+        objectives = {placing: hooks.enter_context(FilterObjective(features, args.layer, filters))
+                      for placing, filters in (("first", range(n)), ("others changed", [0, *range(n, 2 * n - 1)]),
+                                               ("last", [*range(1, n), 0]), ("alone", [0]))}
+        for side in Schedule().sides():
+            g = torch.Generator().manual_seed(side)
+            one, others, other_others = (torch.randn(k, 3, side, side, generator=g).to(device)
+                                         for k in (1, n - 1, n - 1))
+            batches = {"first": (torch.cat([one, others]), 0), "others changed": (torch.cat([one, other_others]), 0),
+                       "last": (torch.cat([others, one]), -1), "alone": (one, 0)}
+            first, changed, last, alone = (input_gradient(objectives[placing], images, args.precision)[slot]
+                                           for placing, (images, slot) in batches.items())
+            print(f"| {side} | " + " | ".join(f"{(first - other).abs().max().item():.2g}"
+                                              for other in (changed, last, alone)) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ sys.path.insert(0, ROOT)
 from featureviz import precision as arithmetic  # noqa: E402
 from featureviz.allocator import keep_freed_memory  # noqa: E402
 from featureviz.image import box_blur, denormalize, normalize, start_noise, upscale  # noqa: E402
-from featureviz.network import build_model, channel_tail, channel_trunk, device_of  # noqa: E402
-from featureviz.render import WEIGHT_DECAY, Schedule, visualize, visualize_many  # noqa: E402
+from featureviz.network import build_model, device_of  # noqa: E402
+from featureviz.render import WEIGHT_DECAY, FilterObjective, Schedule, visualize, visualize_many  # noqa: E402
 from featureviz.weights import imagenet_file, load_state_dict, random_state_dict  # noqa: E402
 
 
@@ -68,26 +68,14 @@ def seed_visualize(features, layer, filter, schedule=Schedule(), seed=0):
         hook.remove()
 
 
-def batched_objective(features, layer, filters):
-    """images (N, 3, H, W) -> the sum over images of their own filter's mean activation at `layer`:
-    the layers below the last convolution once for the batch, each image's channel above it."""
-    trunk = torch.nn.Sequential(*channel_trunk(features, layer))
-    tails = [torch.nn.Sequential(*channel_tail(features, layer, f)) for f in filters]
-
-    def objective(images):
-        below = trunk(images)
-        return sum(tail(below[i:i + 1]).float().mean() for i, tail in enumerate(tails))
-    return objective
-
-
 def batched_visualize(features, layer, filters, schedule=Schedule(), seed=0, precision="fp32"):
-    """The render loop with all `filters` in one batch: the layers below the last convolution run
-    once for all images, each image's own filter channel above it; one Adam on the stacked
-    images (Adam is elementwise, so each image keeps its own state). Returns (N, 3, H, W)."""
-    device = device_of(features)
-    objective = batched_objective(features, layer, filters)
+    """The render loop with all `filters` in one batch at every side: the engine's objective
+    (render.FilterObjective: the layers below the last convolution once for all images, each
+    image's own filter channel above it); one Adam on the stacked images (Adam is elementwise, so
+    each image keeps its own state). Returns (N, 3, H, W)."""
+    device, which = device_of(features), range(len(filters))
     img = torch.stack([start_noise(schedule.size, seed)] * len(filters)).to(device)
-    with arithmetic.kernels(precision, device):
+    with FilterObjective(features, layer, filters) as objective, arithmetic.kernels(precision, device):
         for scale, side in enumerate(schedule.sides()):
             if scale > 0:
                 img = torch.stack([upscale(one, side) for one in img])
@@ -98,7 +86,7 @@ def batched_visualize(features, layer, filters, schedule=Schedule(), seed=0, pre
             for _ in range(schedule.opt_steps):
                 optimizer.zero_grad()
                 with arithmetic.autocast(precision, device):
-                    loss = -objective(x)
+                    loss = -objective(list(x.split(1)), which).sum()
                 loss.backward()
                 optimizer.step()
             img = denormalize(x.detach())
