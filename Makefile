@@ -19,16 +19,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 venv: $(VENV)/.installed
 
 archive: venv
-	$(BIN)/python scripts/build_archive.py --weights "$(WEIGHTS)" --version "$(VERSION)"
+	$(BIN)/python -m scripts.build_archive --weights "$(WEIGHTS)" --version "$(VERSION)"
 
 serve: archive
-	$(BIN)/python scripts/ab.py stop
-	$(BIN)/python scripts/server.py start
+	$(BIN)/python -m scripts.ab stop
+	$(BIN)/python -m scripts.server start
 
 serve-ab: archive nginx
-	$(BIN)/python scripts/build_archive.py --weights "$(WEIGHTS_B)" --version 2.0 --name featureviz_v2
-	$(BIN)/python scripts/server.py start
-	$(BIN)/python scripts/ab.py start --percent "$(AB_PERCENT)"
+	$(BIN)/python -m scripts.build_archive --weights "$(WEIGHTS_B)" --version 2.0 --name featureviz_v2
+	$(BIN)/python -m scripts.server start
+	$(BIN)/python -m scripts.ab start --percent "$(AB_PERCENT)"
 
 # Debian's nginx for the A/B proxy, installed when missing (needs root, as on our machines and CI).
 nginx:
@@ -36,8 +36,8 @@ nginx:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
 
 stop: venv
-	$(BIN)/python scripts/ab.py stop
-	$(BIN)/python scripts/server.py stop
+	$(BIN)/python -m scripts.ab stop
+	$(BIN)/python -m scripts.server stop
 
 test: venv nginx
 	$(BIN)/python -m pytest tests

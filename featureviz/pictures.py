@@ -1,14 +1,15 @@
-"""Pictures a person can read: heatmaps over the image, signed reconstructions, kernel grids, tables."""
+"""Pictures a person can read, as PNG: an image, a labelled grid, heatmaps over the image, signed
+reconstructions, kernel grids, tables."""
+import io
 import math
 
 import torch
 import torch.nn.functional as F
 from matplotlib import colormaps
-from PIL import Image, ImageDraw, ImageFont
-
-from .image import encode_png, grid_png, to_png
+from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 HEATMAP_ALPHA = 0.5
+LABEL_HEIGHT = 14
 KERNEL_TILE = 32  # px: a 3x3 kernel is drawn as 3x3 blocks of this side / 3
 
 
@@ -64,3 +65,33 @@ def table_png(columns: list[str], rows: list[list], text: dict | None = None) ->
     for k, line in enumerate(lines):
         draw.text((4, 4 + k * line_h), line, fill="black", font=ImageFont.load_default_imagefont())
     return encode_png(image, text)
+
+
+def to_png(img: torch.Tensor, text: dict | None = None) -> bytes:
+    """(3, H, W) in [0, 1] -> RGB PNG bytes, with optional tEXt entries."""
+    pixels = (img.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return encode_png(Image.fromarray(pixels, "RGB"), text)
+
+
+def grid_png(labels: list, pngs: list[bytes], text: dict | None = None) -> bytes:
+    """Same-sized PNGs side by side in a near-square grid, each under a strip with its label."""
+    images = [Image.open(io.BytesIO(png)).convert("RGB") for png in pngs]
+    width, height = images[0].size
+    cols = math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / cols)
+    grid = Image.new("RGB", (cols * width, rows * (height + LABEL_HEIGHT)), "white")
+    draw = ImageDraw.Draw(grid)
+    for k, (label, image) in enumerate(zip(labels, images)):
+        x, y = (k % cols) * width, (k // cols) * (height + LABEL_HEIGHT)
+        draw.text((x + 2, y + 1), str(label), fill="black")
+        grid.paste(image, (x, y + LABEL_HEIGHT))
+    return encode_png(grid, text)
+
+
+def encode_png(image: Image.Image, text: dict | None) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, str(value))
+    out = io.BytesIO()
+    image.save(out, format="PNG", pnginfo=info)
+    return out.getvalue()

@@ -1,9 +1,9 @@
 """A/B serving: version 2.0 of every endpoint beside 1.0, and nginx splitting clients between them.
 
-    python scripts/ab.py start [--percent 10] [--archive featureviz_v2.mar] [--listen 127.0.0.1:8090]
-    python scripts/ab.py stop
+    python -m scripts.ab start [--percent 10] [--archive featureviz_v2.mar] [--listen 127.0.0.1:8090]
+    python -m scripts.ab stop
 
-`start` expects the TorchServe of `scripts/server.py start` (version 1.0 from config.properties),
+`start` expects the TorchServe of `python -m scripts.server start` (version 1.0 from config.properties),
 registers the 2.0 archive under every model name through the management API, and starts nginx
 on --listen: `/predictions/<name>` goes to `<name>/2.0` for `--percent` percent of clients,
 chosen by a hash of the `X-Client-Id` header (the client address where there is none), so each
@@ -18,8 +18,7 @@ import sys
 import time
 import urllib.parse
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import server  # noqa: E402
+from scripts import server
 
 ROOT = server.ROOT
 NGINX_DIR = os.path.join(ROOT, "build", "nginx")

@@ -3,32 +3,28 @@
 For each side the optimization visits, the gradient of one image's objective (its filter's mean
 activation, through `network.channel_trunk` once for the batch and its own `channel_tail`) is
 computed in a batch of N beside other images, beside different other images, in the batch's
-last slot, and alone (`render.FilterObjective`, the engine's objective, also that of the
-benchmark's batched loop); the table gives the largest absolute differences. Any non-zero value
+last slot, and alone (`featureviz.optim.objectives.FilterObjective`, the engine's objective; the gradient
+by `featureviz.optim.batching.output_and_gradient`, as the engine's probe computes it); the table gives the largest absolute differences. Any non-zero value
 is amplified by Adam into a different image (docs/benchmarks.md).
 
-    .venv/bin/python scripts/batch_invariance.py --layer 7 --batch 4 [--device cuda --precision tf32]
+    .venv/bin/python -m scripts.batch_invariance --layer 7 --batch 4 [--device cuda --precision tf32]
 """
 import argparse
-import contextlib
 import platform
 
 import torch
 
-import bench  # noqa: F401 (puts the project root on the path)
-from featureviz import precision as arithmetic
-from featureviz.network import build_model
-from featureviz.render import FilterObjective, Schedule
-from featureviz.weights import random_state_dict
+from featureviz.model import weights
+from featureviz.model.network import build_model
+from featureviz.optim import precision as arithmetic
+from featureviz.optim.batching import output_and_gradient
+from featureviz.optim.objectives import FilterObjective
+from featureviz.optim.param import Schedule
 
 
 def input_gradient(objective, images, precision):
-    x = images.contiguous(memory_format=torch.channels_last).requires_grad_(True)
-    with arithmetic.kernels(precision, x.device):
-        with arithmetic.autocast(precision, x.device):
-            loss = objective(list(x.split(1)), range(len(x))).sum()
-        loss.backward()
-    return x.grad
+    """The gradient of the sum of each image's objective, with respect to the images."""
+    return output_and_gradient(lambda x: objective(list(x.split(1)), range(len(x))), images, precision)[1]
 
 
 def main():
@@ -39,7 +35,7 @@ def main():
     parser.add_argument("--precision", default="fp32", choices=arithmetic.PRECISIONS)
     args = parser.parse_args()
     device = torch.device(args.device)
-    features = build_model(random_state_dict(0), device).features
+    features = build_model(weights.resolve("random").state_dict(), device).features
     n = args.batch
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
     print(f"{args.device}: {where}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
@@ -47,20 +43,19 @@ def main():
     print("| side | other images changed | moved to the last slot | alone (batch of 1) |")
     print("|---|---|---|---|")
     # The image under test has filter 0; the other images filters of their own.
-    with contextlib.ExitStack() as hooks:
-        objectives = {placing: hooks.enter_context(FilterObjective(features, args.layer, filters))
-                      for placing, filters in (("first", range(n)), ("others changed", [0, *range(n, 2 * n - 1)]),
-                                               ("last", [*range(1, n), 0]), ("alone", [0]))}
-        for side in Schedule().sides():
-            g = torch.Generator().manual_seed(side)
-            one, others, other_others = (torch.randn(k, 3, side, side, generator=g).to(device)
-                                         for k in (1, n - 1, n - 1))
-            batches = {"first": (torch.cat([one, others]), 0), "others changed": (torch.cat([one, other_others]), 0),
-                       "last": (torch.cat([others, one]), -1), "alone": (one, 0)}
-            first, changed, last, alone = (input_gradient(objectives[placing], images, args.precision)[slot]
-                                           for placing, (images, slot) in batches.items())
-            print(f"| {side} | " + " | ".join(f"{(first - other).abs().max().item():.2g}"
-                                              for other in (changed, last, alone)) + " |", flush=True)
+    objectives = {placing: FilterObjective(features, args.layer, filters)
+                  for placing, filters in (("first", range(n)), ("others changed", [0, *range(n, 2 * n - 1)]),
+                                           ("last", [*range(1, n), 0]), ("alone", [0]))}
+    for side in Schedule().sides():
+        g = torch.Generator().manual_seed(side)
+        one, others, other_others = (torch.randn(k, 3, side, side, generator=g).to(device)
+                                     for k in (1, n - 1, n - 1))
+        batches = {"first": (torch.cat([one, others]), 0), "others changed": (torch.cat([one, other_others]), 0),
+                   "last": (torch.cat([others, one]), -1), "alone": (one, 0)}
+        first, changed, last, alone = (input_gradient(objectives[placing], images, args.precision)[slot]
+                                       for placing, (images, slot) in batches.items())
+        print(f"| {side} | " + " | ".join(f"{(first - other).abs().max().item():.2g}"
+                                          for other in (changed, last, alone)) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Time `visualize` against the seed article's algorithm as written, on the same weights, in one run.
 
-    python scripts/bench.py [--layers 7 40] [--filter 0] [--weights random] [--served URL --key KEY]
+    python -m scripts.bench [--layers 7 40] [--filter 0] [--weights random] [--served URL --key KEY]
                             [--lucent DIR] [--batching N [--batching-only]] [--malloc kept|default]
                             [--served-batch N --served URL --key KEY]
 
@@ -29,101 +29,15 @@ import time
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from featureviz import precision as arithmetic  # noqa: E402
-from featureviz.allocator import keep_freed_memory  # noqa: E402
-from featureviz.image import box_blur, denormalize, normalize, start_noise, upscale  # noqa: E402
-from featureviz.network import build_model, device_of  # noqa: E402
-from featureviz.render import WEIGHT_DECAY, FilterObjective, Schedule, visualize, visualize_many  # noqa: E402
-from featureviz.weights import imagenet_file, load_state_dict, random_state_dict  # noqa: E402
-
-
-def seed_visualize(features, layer, filter, schedule=Schedule(), seed=0):
-    """The article's FilterVisualizer.visualize, as written but for its hook, which stores the
-    output itself (the article's torch.tensor copy lets no gradient reach the pixels today)."""
-    stored = {}
-    hook = features[layer].register_forward_hook(lambda m, i, o: stored.__setitem__("features", o))
-    try:
-        img = start_noise(schedule.size, seed).to(device_of(features))
-        side = schedule.size
-        for _ in range(schedule.upscaling_steps):
-            img_var = normalize(img)[None].requires_grad_(True)
-            optimizer = torch.optim.Adam([img_var], lr=schedule.lr, weight_decay=1e-6)
-            for _ in range(schedule.opt_steps):
-                optimizer.zero_grad()
-                features(img_var)  # the whole network, every step
-                loss = -stored["features"][0, filter].mean()
-                loss.backward()
-                optimizer.step()
-            img = denormalize(img_var.detach()[0])
-            output = img
-            side = int(schedule.upscaling_factor * side)
-            img = upscale(img, side)  # the article upscales after the last scale too
-            if schedule.blur is not None:
-                img = box_blur(img, schedule.blur)
-        return output.clamp(0, 1)
-    finally:
-        hook.remove()
-
-
-def batched_visualize(features, layer, filters, schedule=Schedule(), seed=0, precision="fp32"):
-    """The render loop with all `filters` in one batch at every side: the engine's objective
-    (render.FilterObjective: the layers below the last convolution once for all images, each
-    image's own filter channel above it); one Adam on the stacked images (Adam is elementwise, so
-    each image keeps its own state). Returns (N, 3, H, W)."""
-    device, which = device_of(features), range(len(filters))
-    img = torch.stack([start_noise(schedule.size, seed)] * len(filters)).to(device)
-    with FilterObjective(features, layer, filters) as objective, arithmetic.kernels(precision, device):
-        for scale, side in enumerate(schedule.sides()):
-            if scale > 0:
-                img = torch.stack([upscale(one, side) for one in img])
-                if schedule.blur is not None:
-                    img = torch.stack([box_blur(one, schedule.blur) for one in img])
-            x = normalize(img).contiguous(memory_format=torch.channels_last).requires_grad_(True)
-            optimizer = torch.optim.Adam([x], lr=schedule.lr, weight_decay=WEIGHT_DECAY)
-            for _ in range(schedule.opt_steps):
-                optimizer.zero_grad()
-                with arithmetic.autocast(precision, device):
-                    loss = -objective(list(x.split(1)), which).sum()
-                loss.backward()
-                optimizer.step()
-            img = denormalize(x.detach())
-    return img.clamp(0, 1)
-
-
-def lucent_visualize(model, layer, filter):
-    """lucent's render_vis with its defaults (128 px FFT image, decorrelated colours, standard
-    transforms, 512 Adam steps at lr 0.05, the whole model every step) on the same channel."""
-    import types
-    for name in ("IPython", "IPython.display"):  # lucent imports them for notebooks only
-        sys.modules.setdefault(name, types.ModuleType(name))
-    sys.modules["IPython"].display = sys.modules["IPython.display"]
-    from lucent.optvis import render
-    image = render.render_vis(model, f"features_{layer}:{filter}", show_image=False, progress=False)[-1]
-    return torch.from_numpy(image[0]).permute(2, 0, 1).float()
-
-
-@torch.no_grad()
-def channel_mean(features, layer, filter, img):
-    """Mean activation of the channel for an image, in strict fp32 (as visualize reports it)."""
-    device = device_of(features)
-    with arithmetic.kernels("fp32", device):
-        return features[: layer + 1](normalize(img.to(device))[None])[0, filter].mean().item()
-
-
-def weights_state_dict(choice):
-    """--weights: random[:seed], imagenet, or a path to a vgg16_bn state_dict."""
-    if choice.startswith("random"):
-        return random_state_dict(int(choice.partition(":")[2] or 0))
-    return load_state_dict(imagenet_file() if choice == "imagenet" else choice)
-
-
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
+from featureviz.attribution.activations import channel_means
+from featureviz.model import weights
+from featureviz.model.network import build_model
+from featureviz.optim.batching import every_side
+from featureviz.optim.param import Schedule
+from featureviz.optim.render import visualize, visualize_many
+from featureviz.service.allocator import keep_freed_memory
+from scripts.peers import lucent_visualize, seed_visualize
+from scripts.timing import timed
 
 
 def served(url, key, layer, filter, seed):
@@ -169,7 +83,7 @@ def main():
 
     if args.served_batch:
         return served_batch_table(args.served, args.key, args.layers, args.served_batch, seed)
-    model = build_model(weights_state_dict(args.weights))
+    model = build_model(weights.resolve(args.weights).state_dict())
     features = model.features
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, malloc {malloc}, weights {args.weights}, "
@@ -197,7 +111,7 @@ def visualize_table(args, model, seed):
             row += f" {served_s:.1f} | {served_s / seed_s:.2f} |"
         if args.lucent:
             lucent_s, image = timed(lambda: lucent_visualize(model, layer, args.filter))
-            reached = channel_mean(features, layer, args.filter, image)
+            reached = channel_means(features, layer, image[None])[0, args.filter].item()
             row += f" {lucent_s:.1f} | {lucent_s / seed_s:.2f} | {reached:.4g} |"
         row += f" {result.activation_start:.4g} -> {result.activation_final:.4g} |"
         print(row, flush=True)
@@ -207,7 +121,7 @@ def batching_table(features, layers, filters, seed):
     """N filters one after another (what `filters` did up to engine 0.3.0), in the engine's exact
     batch (render.visualize_many: batched only at the sides its probe finds batch-invariant; timed
     first with the probes, then again on the next N filters with the verdicts remembered), and
-    in one batch at every side (batched_visualize), against the single-filter images."""
+    in one batch at every side (visualize_many with every_side), against the single-filter images."""
     print("\n| layer | filters | one after another (s) | exact batch, with probes (s) | / one by one |"
           " images equal | sides batched | exact batch, probes remembered (s) | / one by one |"
           " batch at every side (s) | / one by one | images equal | max pixel difference | peak RSS (GB) |")
@@ -217,7 +131,8 @@ def batching_table(features, layers, filters, seed):
         one_s, singles = timed(lambda: torch.stack([visualize(features, layer, f, seed=seed).image for f in filters]))
         exact_s, exact = timed(lambda: visualize_many(features, layer, filters, [seed] * n))
         again_s, _ = timed(lambda: visualize_many(features, layer, [f + n for f in filters], [seed] * n))
-        batch_s, batch = timed(lambda: batched_visualize(features, layer, filters, seed=seed))
+        batch_s, batch = timed(lambda: torch.stack([r.image for r in visualize_many(
+            features, layer, filters, [seed] * n, batch_when=every_side)]))
         exact_equal = sum(torch.equal(r.image, single) for r, single in zip(exact, singles))
         as_png = [(img * 255).round().to(torch.uint8) for img in (singles, batch)]
         equal = sum(bool((a == b).all()) for a, b in zip(*as_png))

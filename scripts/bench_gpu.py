@@ -1,17 +1,16 @@
 """Measure `visualize` on a GPU: host syncs, repeatability, precision, batching, a whole-layer sweep.
 
-    python scripts/bench_gpu.py [--weights random] [--sections sync repeat latency fidelity batching exact sweep]
+    python -m scripts.bench_gpu [--weights random] [--sections sync repeat latency fidelity batching exact sweep]
                                 [--fidelity-layers 7 20 30 40] [--fidelity-filters 4] [--exact-sizes 2 4 8]
                                 [--sweep 512]
                                 [--sweep-precision tf32] [--lucent DIR] [--out FILE]
 
 Every section prints a Markdown table (and appends it to --out). The seed article's loop is
-bench.seed_visualize, run with PyTorch's default cuDNN settings (TF32 convolutions, as the article's
-code gets on a GPU today); ours is featureviz.render.visualize in each precision of
-featureviz.precision. Activations are measured in strict fp32 on the returned image.
+scripts.peers.seed_visualize, run with PyTorch's default cuDNN settings (TF32 convolutions, as the article's
+code gets on a GPU today); ours is featureviz.optim.render.visualize in each precision of
+featureviz.optim.precision. Activations are measured in strict fp32 on the returned image.
 """
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -19,14 +18,15 @@ import warnings
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-
-from bench import batched_visualize, channel_mean, lucent_visualize, seed_visualize, weights_state_dict  # noqa: E402
-from featureviz import precision as arithmetic  # noqa: E402
-from featureviz.network import build_model  # noqa: E402
-from featureviz.render import Schedule, visualize, visualize_many  # noqa: E402
+from featureviz.model import weights
+from featureviz.model.network import build_model
+from featureviz.attribution.activations import channel_means
+from featureviz.optim import precision as arithmetic
+from featureviz.optim.batching import every_side
+from featureviz.optim.param import Schedule
+from featureviz.optim.render import visualize, visualize_many
+from scripts import timing
+from scripts.peers import lucent_visualize, seed_visualize
 
 OUT = None
 VARIANTS = [("tf32", False), ("fp32", True), ("tf32", True), ("bf16", True)]  # (precision, CUDA graphs)
@@ -48,11 +48,7 @@ def table(header, rows):
 
 
 def timed(fn):
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    result = fn()
-    torch.cuda.synchronize()
-    return time.perf_counter() - start, result
+    return timing.timed(fn, "cuda")
 
 
 def host_syncs(fn):
@@ -95,7 +91,7 @@ def section_latency(features, seed, layers, lucent_model=None):
     for layer in layers:
         seed_visualize(features, layer, 0, seed=seed)  # warm: cuDNN's kernels for these shapes
         seed_s, seed_img = timed(lambda: seed_visualize(features, layer, 0, seed=seed))
-        row = [layer, f"{seed_s:.2f}", f"{channel_mean(features, layer, 0, seed_img):.4g}"]
+        row = [layer, f"{seed_s:.2f}", f"{channel_means(features, layer, seed_img[None])[0, 0].item():.4g}"]
         for precision, graphs in VARIANTS:
             def ours():
                 return visualize(features, layer, 0, seed=seed, precision=precision, cuda_graphs=graphs)
@@ -104,7 +100,7 @@ def section_latency(features, seed, layers, lucent_model=None):
             row += [f"{ours_s:.3f} ({ours_s / seed_s:.3f})", f"{result.activation_final:.4g}"]
         if lucent_model is not None:
             lucent_s, image = timed(lambda: lucent_visualize(lucent_model, layer, 0))
-            row += [f"{lucent_s:.2f} ({lucent_s / seed_s:.2f})", f"{channel_mean(features, layer, 0, image):.4g}"]
+            row += [f"{lucent_s:.2f} ({lucent_s / seed_s:.2f})", f"{channel_means(features, layer, image[None])[0, 0].item():.4g}"]
         rows.append(row)
     emit(f"### One filter (filter 0, seed {seed}, article defaults): seconds (ratio to the seed)\n")
     header = ["layer", "seed article (s)", "seed's activation"]
@@ -138,7 +134,7 @@ def section_fidelity(features, seed, layers, n_filters):
 
 
 def section_batching(features, seed, layer, sizes):
-    """Batched filters (bench.batched_visualize) against one after another: time and equality."""
+    """Filters in one batch at every side against one after another: time and equality."""
     rows = []
     for precision in ("fp32", "bf16"):
         filters = list(range(8))
@@ -146,8 +142,8 @@ def section_batching(features, seed, layer, sizes):
             [visualize(features, layer, f, seed=seed, precision=precision).image for f in filters]))
         for n in sizes:
             torch.cuda.reset_peak_memory_stats()
-            batch_s, batch = timed(lambda: batched_visualize(features, layer, list(range(n)), seed=seed,
-                                                              precision=precision))
+            batch_s, batch = timed(lambda: torch.stack([r.image for r in visualize_many(
+                features, layer, list(range(n)), [seed] * n, precision=precision, batch_when=every_side)]))
             memory = torch.cuda.max_memory_allocated() / 2**30
             head = batch[:8].cpu()
             equal = sum(bool(torch.equal(a, b)) for a, b in zip(head, singles))
@@ -209,7 +205,7 @@ def main():
     OUT = args.out
     if args.lucent:
         sys.path.insert(0, args.lucent)
-    model = build_model(weights_state_dict(args.weights), args.device)
+    model = build_model(weights.resolve(args.weights).state_dict(), args.device)
     features = model.features
     props = torch.cuda.get_device_properties(0)
     emit(f"GPU: {props.name}, {props.multi_processor_count} SMs, torch {torch.__version__}, "

@@ -1,7 +1,7 @@
 """What glibc's malloc settings cost `visualize` on the CPU: seconds and minor page faults.
 
-    .venv/bin/python scripts/bench_malloc.py default    # glibc as it comes
-    .venv/bin/python scripts/bench_malloc.py kept       # featureviz.allocator, as the worker does
+    .venv/bin/python -m scripts.bench_malloc default    # glibc as it comes
+    .venv/bin/python -m scripts.bench_malloc kept       # featureviz.service.allocator, as the worker does
 
 Run each in its own process (mallopt settings cannot be undone). Two default visualizations of
 layer 7, filter 0, seeded random weights; then the resident memory before and after
@@ -14,11 +14,10 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from featureviz.allocator import keep_freed_memory, release_freed_memory  # noqa: E402
-from featureviz.network import build_model  # noqa: E402
-from featureviz.render import visualize  # noqa: E402
-from featureviz.weights import random_state_dict  # noqa: E402
+from featureviz.model.network import build_model
+from featureviz.model.weights import random_state_dict
+from featureviz.optim.render import visualize
+from featureviz.service.allocator import keep_freed_memory, release_freed_memory
 
 
 def resident_mb():

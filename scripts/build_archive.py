@@ -1,6 +1,6 @@
 """Build model_store/featureviz.mar: the engine, the handler and the chosen weights in one archive.
 
-    python scripts/build_archive.py --weights {imagenet|random|random:SEED|PATH} [--version 1.0]
+    python -m scripts.build_archive --weights {imagenet|random|random:SEED|PATH} [--version 1.0]
                                     [--name featureviz]
 
 Skips the build when the archive already holds the same weights choice, version and sources.
@@ -14,10 +14,9 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from featureviz.model import weights
 
-from featureviz import weights  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 HANDLER = os.path.join(ROOT, "handler", "featureviz_handler.py")
 MODEL_CONFIG = os.path.join(ROOT, "handler", "model-config.yaml")
@@ -28,29 +27,20 @@ ARCHIVE_NAME = "featureviz"
 def prepare_weights(choice: str, out_dir: str) -> dict:
     """Writes out_dir/vgg16_bn.pth; returns what the archive says about those weights."""
     target = os.path.join(out_dir, "vgg16_bn.pth")
-    if choice == "random" or choice.startswith("random:"):
-        seed = int(choice.partition(":")[2] or 0)
-        import torch
-        torch.save(weights.random_state_dict(seed), target)
-        meta = {"source": "random", "seed": seed, "trained": False}
-    elif choice == "imagenet":
-        shutil.copyfile(weights.imagenet_file(), target)
-        meta = {"source": "imagenet", "name": str(weights.IMAGENET), "trained": True}
+    chosen = weights.resolve(choice)
+    if chosen.path:
+        shutil.copyfile(chosen.path, target)
     else:
-        if not os.path.isfile(choice):
-            raise weights.WeightsError(
-                f"WEIGHTS={choice!r}: no such file; choose imagenet, random, or a path to a vgg16_bn state_dict")
-        weights.load_state_dict(choice)  # refuse a wrong file now rather than at model load
-        shutil.copyfile(choice, target)
-        meta = {"source": "file", "path": os.path.abspath(choice), "trained": True}
-    meta["sha256"] = weights.sha256(target)
+        import torch
+        torch.save(chosen.state_dict(), target)
+    meta = {**chosen.about, "sha256": weights.sha256(target)}
     return meta
 
 
 def sources_fingerprint(choice: str, version: str) -> str:
     digest = hashlib.sha256(f"{choice}\0{version}\0".encode())
     files = [HANDLER, MODEL_CONFIG] + sorted(
-        os.path.join(ENGINE, f) for f in os.listdir(ENGINE) if f.endswith(".py"))
+        os.path.join(folder, f) for folder, _, names in os.walk(ENGINE) for f in names if f.endswith(".py"))
     for path in files:
         with open(path, "rb") as f:
             digest.update(path.encode() + b"\0" + f.read())

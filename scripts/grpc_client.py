@@ -1,8 +1,8 @@
 """Call the featureviz endpoints over TorchServe's gRPC inference API.
 
-    python scripts/grpc_client.py visualize layer=40 filter=286 -o filter286.png
-    python scripts/grpc_client.py activations data=@arches.jpg layer=42
-    python scripts/grpc_client.py visualize filter=3 --version 1.0 --address 127.0.0.1:7070
+    python -m scripts.grpc_client visualize layer=40 filter=286 -o filter286.png
+    python -m scripts.grpc_client activations data=@arches.jpg layer=42
+    python -m scripts.grpc_client visualize filter=3 --version 1.0 --address 127.0.0.1:7070
 
 Fields go in the request's input map as UTF-8 text; `name=@file` sends a file's bytes.
 The token comes from key_file.json (`--key-file`) and travels as `authorization` metadata.
@@ -14,8 +14,7 @@ import sys
 
 import grpc
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from grpc_stubs import ROOT, load  # noqa: E402
+from scripts.grpc_stubs import ROOT, load
 
 
 def inference_key(key_file: str) -> str:

@@ -4,7 +4,7 @@ TorchServe's pip package ships no .proto; `ts/frontend/model-server.jar` holds i
 management.proto and google/rpc/status.proto. They are extracted and compiled with grpcio-tools
 into build/grpc/ on first use; nothing generated is committed.
 
-    python scripts/grpc_stubs.py          # (re)generate
+    python -m scripts.grpc_stubs          # (re)generate
     from grpc_stubs import load; inference_pb2, inference_pb2_grpc = load("inference")
 """
 import importlib

@@ -1,14 +1,13 @@
 """Ask a running server (make serve) for each explain endpoint's PNG of a sample image: the
 README's pictures. The PNG text says which weights made them.
 
-    python scripts/readme_pictures.py docs/images/chelsea.jpg docs/images
+    python -m scripts.readme_pictures docs/images/chelsea.jpg docs/images
 """
 import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import server  # noqa: E402
+from scripts import server
 
 REQUESTS = {  # file name -> (operation, fields); the image operations also get the sample as `data`
     "deconv": ("deconv", {}),

@@ -1,7 +1,7 @@
 """Start, wait for, and stop a TorchServe serving the featureviz archive.
 
-    python scripts/server.py start [--config config.properties] [--timeout 300]
-    python scripts/server.py stop
+    python -m scripts.server start [--config config.properties] [--timeout 300]
+    python -m scripts.server stop
 
 `start` returns once every registered model has a ready worker and answers.
 TorchServe keeps its pid file in the temp dir, so a separate TMPDIR gives a separate server

@@ -2,6 +2,7 @@ import os
 import re
 import sys
 import tempfile
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -12,12 +13,12 @@ sys.path.insert(0, ROOT)
 # The handler's result cache, for every handler and server the suite makes: fresh each session.
 os.environ["FEATUREVIZ_CACHE_DIR"] = tempfile.mkdtemp(prefix="featureviz-cache-")
 sys.path.insert(0, os.path.join(ROOT, "handler"))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-from featureviz.network import build_model  # noqa: E402
-from featureviz.weights import random_state_dict  # noqa: E402
-import build_archive  # noqa: E402
-import server  # noqa: E402
+from featureviz.model.network import Model, build_model  # noqa: E402
+from featureviz.model.weights import random_state_dict  # noqa: E402
+from featureviz.service.fields import BadRequest  # noqa: E402
+from featureviz.service.registry import OPERATIONS  # noqa: E402
+from scripts import build_archive, server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,22 @@ def model(state_dict):
 @pytest.fixture(scope="session")
 def features(model):
     return model.features
+
+
+@pytest.fixture(scope="session")
+def engine(state_dict):
+    """What the service's operations run on: featureviz.model.network.Model."""
+    return Model(state_dict)
+
+
+def run_operation(engine, operation, fields):
+    """One request of an image or network operation, parsed and run as the service's worker does
+    (those operations use nothing of the worker but its model); a refusal is raised."""
+    spec = OPERATIONS[operation]
+    result = spec.run(SimpleNamespace(model=engine), [spec.parse(fields, engine)])[0]
+    if isinstance(result, BadRequest):
+        raise result
+    return result
 
 
 @pytest.fixture(scope="session")

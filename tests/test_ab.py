@@ -4,8 +4,7 @@ import collections
 import pytest
 import requests
 
-import ab
-import build_archive
+from scripts import ab, build_archive
 from conftest import TINY
 
 FIELDS = {"layer": 14, "filter": 7, **TINY}

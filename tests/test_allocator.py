@@ -1,4 +1,4 @@
-"""featureviz.allocator, each case in a fresh Python: malloc settings last for the process."""
+"""featureviz.service.allocator, each case in a fresh Python: malloc settings last for the process."""
 import json
 import subprocess
 import sys
@@ -7,10 +7,11 @@ from conftest import ROOT
 
 PROBE = """
 import json, resource, sys, torch
-from featureviz.allocator import keep_freed_memory, release_freed_memory
-from featureviz.network import build_model
-from featureviz.render import Schedule, visualize
-from featureviz.weights import random_state_dict
+from featureviz.service.allocator import keep_freed_memory, release_freed_memory
+from featureviz.model.network import build_model
+from featureviz.optim.param import Schedule
+from featureviz.optim.render import visualize
+from featureviz.model.weights import random_state_dict
 applied = keep_freed_memory() if sys.argv[1] == "keep" else None
 features = build_model(random_state_dict(0)).features
 def rss_mb():

@@ -3,9 +3,11 @@ import pytest
 import torch
 from torch import nn
 
-from featureviz.batching import batch_is_exact
-from featureviz.operations import VisualizeRequest, visualize_batches
-from featureviz.render import Schedule, visualize, visualize_many
+from featureviz.optim.batching import batch_is_exact
+from featureviz.service.visualize import VisualizeRequest
+from featureviz.service.visualize_batch import visualize_batches
+from featureviz.optim.param import Schedule
+from featureviz.optim.render import visualize, visualize_many
 
 # Sides 80, 120 and 180: on the CPUs we run on, oneDNN computes the smallest differently in a
 # batch (so those images are optimized one by one there) and the largest the same.

@@ -2,7 +2,7 @@
 import os
 import time
 
-from featureviz.cache import ResultCache, cache_key
+from featureviz.service.cache import ResultCache, cache_key
 
 
 def test_put_then_get_returns_the_bytes(tmp_path):

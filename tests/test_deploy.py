@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-import server
+from scripts import server
 from conftest import ROOT
 
 CONFIG = server.read_properties(os.path.join(ROOT, "config.properties"))

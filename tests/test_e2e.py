@@ -15,10 +15,13 @@ import requests
 import torch
 from PIL import Image
 
-import server
+from scripts import server
 from conftest import ROOT, TINY, reference_layer_output
-from featureviz.image import center_square, normalize, to_png
-from featureviz.render import Schedule, visualize
+from featureviz.model.network import normalize
+from featureviz.pictures import to_png
+from featureviz.service.uploads import center_square
+from featureviz.optim.param import Schedule
+from featureviz.optim.render import visualize
 from test_fields import png
 
 def test_addresses_are_torchserve_defaults_on_loopback():

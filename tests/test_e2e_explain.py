@@ -8,7 +8,7 @@ import requests
 import torch
 from PIL import Image
 
-from grpc_client import predict
+from scripts.grpc_client import predict
 from test_explain import (expected_deconv, expected_gradcam, expected_occlusion, expected_saliency, photo, pixels,
                           top1)
 

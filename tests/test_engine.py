@@ -4,11 +4,14 @@ import pytest
 import torch
 
 from conftest import reference_layer_output
-from featureviz.activations import channel_means, top_channels
-from featureviz.hooks import LayerOutput
-from featureviz.image import box_blur, denormalize, normalize, start_noise, upscale
-from featureviz.network import min_input_side, output_channels, output_side, single_channel, truncated
-from featureviz.render import Schedule, visualize
+from featureviz.attribution.activations import channel_means, top_channels
+from featureviz.model.geometry import min_input_side, output_channels, output_side
+from featureviz.model.lean import single_channel
+from featureviz.model.network import denormalize, normalize, truncated
+from featureviz.optim.batching import every_side
+from featureviz.optim.param import Schedule, start_noise
+from featureviz.optim.render import visualize, visualize_many
+from featureviz.optim.transform import box_blur, upscale
 
 TINY = Schedule(size=16, upscaling_steps=3, upscaling_factor=1.2, opt_steps=4, lr=0.1, blur=3)
 
@@ -31,36 +34,20 @@ def test_layer_geometry(features):
     assert min_input_side(features, 5) == 1
 
 
-def test_hook_captures_the_hooked_module_and_is_released(features, state_dict):
-    x = torch.rand(1, 3, 32, 32)
-    module = features[7]
-    with LayerOutput(module) as capture:
-        truncated(features, 7)(normalize(x))
-        assert torch.allclose(capture.output, reference_layer_output(state_dict, 7, normalize(x)), atol=1e-5)
-    assert len(module._forward_hooks) == 0 and capture.output is None
-
-
-def test_in_place_relu_overwrites_a_stored_output_unless_truncated(features, state_dict):
-    # features[1] (BatchNorm) is followed by an in-place ReLU: in the full network the stored
-    # output is rectified after the hook ran; truncated at the layer, it is the layer's own output.
+def test_truncated_at_a_layer_gives_its_own_output_despite_in_place_relus(features, state_dict):
+    # features[1] (BatchNorm) is followed by an in-place ReLU in the full network; cut at the
+    # layer, the output is the layer's own, negative values included.
     x = normalize(torch.rand(1, 3, 32, 32))
     expected = reference_layer_output(state_dict, 1, x)
     assert (expected < 0).any()
-    with torch.no_grad(), LayerOutput(features[1]) as capture:
-        features(x)
-        assert (capture.output >= 0).all()
-        truncated(features, 1)(x)
-        assert torch.allclose(capture.output, expected, atol=1e-5)
-    with torch.no_grad(), LayerOutput(features[1], clone=True) as capture:
-        features(x)
-        assert torch.allclose(capture.output, expected, atol=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(truncated(features, 1)(x), expected, atol=1e-5)
+        assert torch.allclose(truncated(features, 7)(x), reference_layer_output(state_dict, 7, x), atol=1e-5)
 
 
 def test_gradient_reaches_the_pixels(features):
     x = normalize(start_noise(16, 0))[None].requires_grad_(True)
-    with LayerOutput(features[7]) as capture:
-        truncated(features, 7)(x)
-        capture.output[0, 12].mean().backward()
+    truncated(features, 7)(x)[0, 12].mean().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0 and torch.isfinite(x.grad).all()
 
 
@@ -201,22 +188,32 @@ def test_single_channel_network_runs_no_batch_norm_and_no_relu_before_a_pool(fea
                if isinstance(m, torch.nn.ReLU))
 
 
-def test_visualize_request_gets_gradients_under_inference_mode(features):
-    from featureviz.operations import parse_visualize, run_visualize
-    request = parse_visualize({"layer": 7, "filter": 12, "size": 16, "upscaling_steps": 2, "opt_steps": 3}, features)
+def test_visualize_request_gets_gradients_under_inference_mode(engine):
+    from featureviz.service.visualize import parse_visualize
+    from featureviz.service.visualize_batch import run_visualize
+    request = parse_visualize({"layer": 7, "filter": 12, "size": 16, "upscaling_steps": 2, "opt_steps": 3}, engine)
     with torch.inference_mode():
-        under = run_visualize(features, [request])[0]
-    plain = run_visualize(features, [request])[0]
+        under = run_visualize(engine.features, [request])[0]
+    plain = run_visualize(engine.features, [request])[0]
     assert torch.equal(under.image, plain.image) and under.activation_final > under.activation_start
 
 
-def test_the_benchmarks_batched_loop_with_one_filter_is_the_engine_bit_for_bit(features):
-    """docs/benchmarks.md compares batched filters with single ones; its batched loop must be the
-    same algorithm, so that the differences it reports come from batching alone."""
-    import bench
+def test_render_asks_its_batching_policy_at_each_side_and_follows_it(features):
+    """The render loop takes its batching policy as it takes its objective: the benchmarks pass
+    every_side to compare with the engine's exact batches."""
     schedule = Schedule(size=20, upscaling_steps=3, opt_steps=3)
-    for layer, filter in ((7, 5), (20, 11)):
-        single = visualize(features, layer, filter, schedule, seed=3).image
-        batched = bench.batched_visualize(features, layer, [filter], schedule, seed=3)
-        assert batched.shape == (1, *single.shape)
-        assert torch.equal(batched[0], single)
+    asked = []
+
+    def recorded(network, n, side, device, precision):
+        asked.append((n, side, precision))
+        return every_side(network, n, side, device, precision)
+
+    together = visualize_many(features, 7, [5, 9], [3, 3], schedule, batch_when=recorded)
+    assert asked == [(2, side, "fp32") for side in schedule.sides()]
+    assert all(result.batched_sides == schedule.sides() for result in together)
+    for result, filter in zip(together, (5, 9)):
+        alone = visualize(features, 7, filter, schedule, seed=3)
+        assert result.image.shape == alone.image.shape
+        assert result.activation_final > result.activation_start
+    never = visualize_many(features, 7, [5, 9], [3, 3], schedule, batch_when=lambda *args: False)
+    assert never[0].batched_sides == [] and torch.equal(never[0].image, visualize(features, 7, 5, schedule, seed=3).image)

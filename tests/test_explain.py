@@ -10,16 +10,13 @@ from PIL import Image
 from torch import nn
 from torchvision.models import vgg16_bn
 
-from featureviz.explain import MAX_JSON_WEIGHTS, parse_explain, run_explain
-from featureviz.fields import BadRequest
-from featureviz.image import center_square, decode_image, normalize
-from featureviz.network import classifier_net
+from conftest import run_operation
+from featureviz.model.network import normalize
+from featureviz.service.explain import MAX_JSON_WEIGHTS
+from featureviz.service.fields import BadRequest
+from featureviz.service.registry import OPERATIONS
+from featureviz.service.uploads import center_square, decode_image
 from test_fields import png
-
-
-@pytest.fixture(scope="module")
-def net(model):
-    return classifier_net(model)
 
 
 def photo(size=48):
@@ -31,12 +28,13 @@ def photo(size=48):
     return out.getvalue()
 
 
-def explain(net, operation, **fields):
+def explain(engine, operation, **fields):
+    """The operation's Result for these form fields, through the registry as the service runs it."""
     data = fields.pop("data", photo())
     fields = {k: str(v) for k, v in fields.items()}  # as form fields
     if operation not in ("layers", "filters"):
         fields["data"] = data
-    return run_explain(net, parse_explain(operation, fields, net))
+    return run_operation(engine, operation, fields)
 
 
 def pixels(size, data=None):
@@ -96,19 +94,19 @@ def expected_saliency(reference, x, target, method):
 
 
 @pytest.mark.parametrize("method", ["vanilla", "guided", "deconv"])
-def test_saliency_is_the_input_gradient_of_the_top_class(net, reference, method):
+def test_saliency_is_the_input_gradient_of_the_top_class(engine, reference, method):
     x = pixels(48)
     target = top1(reference, x)
     expected = expected_saliency(reference, x, target, method)
-    found = explain(net, "saliency", size=48, method=method)
+    found = explain(engine, "saliency", size=48, method=method)
     assert found.numbers["target"] == target and found.numbers["method"] == method
     assert found.numbers["saliency"].shape == (48, 48)
     torch.testing.assert_close(found.numbers["saliency"], expected, rtol=1e-4, atol=1e-7)
     assert expected.max() > 0
 
 
-def test_saliency_methods_differ_and_a_given_target_is_used(net, reference):
-    maps = {m: explain(net, "saliency", size=48, method=m, target=7).numbers for m in ("vanilla", "guided", "deconv")}
+def test_saliency_methods_differ_and_a_given_target_is_used(engine, reference):
+    maps = {m: explain(engine, "saliency", size=48, method=m, target=7).numbers for m in ("vanilla", "guided", "deconv")}
     assert all(m["target"] == 7 for m in maps.values())
     assert not torch.allclose(maps["vanilla"]["saliency"], maps["guided"]["saliency"])
     assert not torch.allclose(maps["guided"]["saliency"], maps["deconv"]["saliency"])
@@ -134,10 +132,10 @@ def expected_gradcam(reference, pixels, layer, target):
 
 
 @pytest.mark.parametrize("layer", [42, 40, 33])
-def test_gradcam_equals_a_direct_autograd_gradcam(net, reference, layer):
+def test_gradcam_equals_a_direct_autograd_gradcam(engine, reference, layer):
     target = 3
     expected = expected_gradcam(reference, pixels(64), layer, target)
-    found = explain(net, "gradcam", size=64, layer=layer, target=target).numbers
+    found = explain(engine, "gradcam", size=64, layer=layer, target=target).numbers
     assert found["heatmap"].shape == expected.shape
     torch.testing.assert_close(found["heatmap"], expected, rtol=1e-4, atol=1e-6)
     assert (found["target"], found["layer"]) == (target, layer)
@@ -155,11 +153,11 @@ def expected_occlusion(reference, x, target, window, stride):
     return expected
 
 
-def test_occlusion_is_the_probability_with_the_square_at_each_position(net, reference):
+def test_occlusion_is_the_probability_with_the_square_at_each_position(engine, reference):
     size, window, stride = 40, 16, 12
     x = pixels(size)
     target = top1(reference, x)
-    found = explain(net, "occlusion", size=size, window=window, stride=stride).numbers
+    found = explain(engine, "occlusion", size=size, window=window, stride=stride).numbers
     expected = expected_occlusion(reference, x, target, window, stride)
     assert expected.shape == (3, 3)  # offsets 0, 12, 24: 24 + 16 <= 40 < 36 + 16
     assert found["target"] == target
@@ -185,8 +183,8 @@ def expected_deconv(reference, pixels, layer, found):
 
 
 @pytest.mark.parametrize("layer, filter", [(30, None), (13, 5), (2, None)])
-def test_deconv_projects_one_activation_as_captum_neuron_deconvolution(net, reference, layer, filter):
-    found = explain(net, "deconv", size=48, layer=layer, **({} if filter is None else {"filter": filter})).numbers
+def test_deconv_projects_one_activation_as_captum_neuron_deconvolution(engine, reference, layer, filter):
+    found = explain(engine, "deconv", size=48, layer=layer, **({} if filter is None else {"filter": filter})).numbers
     output, expected = expected_deconv(reference, pixels(48), layer, found)
     strongest = output.max() if filter is None else output[filter].max()
     assert found["activation"] == pytest.approx(float(strongest), rel=1e-5)
@@ -195,7 +193,7 @@ def test_deconv_projects_one_activation_as_captum_neuron_deconvolution(net, refe
     assert found["reconstruction"].abs().max() > 0
 
 
-def test_layers_match_a_forward_pass_with_hooks(net, reference):
+def test_layers_match_a_forward_pass_with_hooks(engine, reference):
     shapes = {}
     hooks = [m.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, o.shape))
              for name, m in reference.named_modules() if name.startswith(("features.", "classifier."))]
@@ -203,7 +201,7 @@ def test_layers_match_a_forward_pass_with_hooks(net, reference):
         reference(torch.zeros(1, 3, 224, 224))
     for hook in hooks:
         hook.remove()
-    rows = explain(net, "layers").numbers["layers"]
+    rows = explain(engine, "layers").numbers["layers"]
     modules = dict(reference.named_modules())
     assert [r["name"] for r in rows] == list(shapes)
     for row in rows:
@@ -215,26 +213,26 @@ def test_layers_match_a_forward_pass_with_hooks(net, reference):
     assert sum(r["params"] for r in rows) == sum(p.numel() for p in reference.parameters())
 
 
-def test_filters_are_the_conv_weights(net, state_dict):
-    found = explain(net, "filters").numbers
+def test_filters_are_the_conv_weights(engine, state_dict):
+    found = explain(engine, "filters").numbers
     assert found["shape"] == [64, 3, 3, 3]
     torch.testing.assert_close(found["kernels"], state_dict["features.0.weight"], rtol=0, atol=0)
-    one = explain(net, "filters", layer=40, filter=9).numbers
+    one = explain(engine, "filters", layer=40, filter=9).numbers
     torch.testing.assert_close(one["kernels"][0], state_dict["features.40.weight"][9], rtol=0, atol=0)
 
 
-def test_pngs_are_readable_pictures(net):
+def test_pngs_are_readable_pictures(engine):
     sizes = {"deconv": (96, 48), "saliency": (96, 48), "gradcam": (96, 48), "occlusion": (96, 48)}
     for operation, size in sizes.items():
         extra = {"window": 24, "stride": 24} if operation == "occlusion" else {}
-        image = Image.open(io.BytesIO(explain(net, operation, size=48, **extra).png({"model_version": "1.0"})))
+        image = Image.open(io.BytesIO(explain(engine, operation, size=48, **extra).png({"model_version": "1.0"})))
         assert image.size == size and image.mode == "RGB"
         assert image.text["operation"] == operation and image.text["model_version"] == "1.0"
         left = torch.from_numpy(np.array(image.crop((0, 0, 48, 48)))).float()
         assert left.std() > 0  # the image itself, beside the map
-    table = Image.open(io.BytesIO(explain(net, "layers").png({})))
+    table = Image.open(io.BytesIO(explain(engine, "layers").png({})))
     assert table.size[1] > 51 * 10  # a line per module
-    grid = Image.open(io.BytesIO(explain(net, "filters").png({})))
+    grid = Image.open(io.BytesIO(explain(engine, "filters").png({})))
     assert grid.size[0] >= 8 * 32 and grid.text["layer"] == "0"
 
 
@@ -254,16 +252,16 @@ def test_pngs_are_readable_pictures(net):
     ("filters", {"layer": 0, "filter": 64}, "filter", "0..63"),
     ("layers", {"colour": "red"}, "colour", "unknown field"),
 ])
-def test_refusals_name_the_field(net, operation, fields, field, words):
+def test_refusals_name_the_field(engine, operation, fields, field, words):
     with pytest.raises(BadRequest) as refused:
-        explain(net, operation, **fields)
+        explain(engine, operation, **fields)
     assert refused.value.field == field and refused.value.status == 400
     assert words in refused.value.message
 
 
-def test_image_operations_refuse_missing_and_bad_images(net):
+def test_image_operations_refuse_missing_and_bad_images(engine):
     with pytest.raises(BadRequest, match="data: missing"):
-        parse_explain("gradcam", {"size": "64"}, net)
+        OPERATIONS["gradcam"].parse({"size": "64"}, engine)
     with pytest.raises(BadRequest, match="not a JPEG or PNG"):
-        parse_explain("saliency", {"data": b"GIF89a nonsense"}, net)
-    assert explain(net, "gradcam", size=32, data=png(70, 40)).numbers["heatmap"].shape == (2, 2)
+        OPERATIONS["saliency"].parse({"data": b"GIF89a nonsense"}, engine)
+    assert explain(engine, "gradcam", size=32, data=png(70, 40)).numbers["heatmap"].shape == (2, 2)

@@ -4,9 +4,10 @@ import io
 import pytest
 from PIL import Image
 
-from featureviz.fields import BadRequest
-from featureviz.operations import MAX_PIXEL_STEPS, parse_activations, parse_visualize
-from featureviz.render import Schedule
+from featureviz.service.fields import BadRequest
+from featureviz.service.explain import parse_activations
+from featureviz.service.visualize import MAX_PIXEL_STEPS, parse_visualize
+from featureviz.optim.param import Schedule
 
 
 def png(width=40, height=30, fmt="PNG"):
@@ -15,19 +16,19 @@ def png(width=40, height=30, fmt="PNG"):
     return out.getvalue()
 
 
-def test_defaults_are_the_articles(features):
-    request = parse_visualize({"filter": 3}, features)
+def test_defaults_are_the_articles(engine):
+    request = parse_visualize({"filter": 3}, engine)
     assert (request.layer, request.filter, request.seed) == (40, 3, 0)
     assert request.schedule == Schedule(56, 12, 1.2, 20, 0.1, 5)
 
 
-def test_text_values_as_from_forms_and_grpc(features):
+def test_text_values_as_from_forms_and_grpc(engine):
     request = parse_visualize({"layer": b"7", "filter": "12", "lr": b"0.05", "blur": b"null",
-                               "upscaling_factor": "1.1", "seed": b" 9 "}, features)
+                               "upscaling_factor": "1.1", "seed": b" 9 "}, engine)
     assert (request.layer, request.filter, request.seed) == (7, 12, 9)
     assert request.schedule.lr == 0.05 and request.schedule.blur is None
     assert request.schedule.upscaling_factor == 1.1
-    assert parse_visualize({"filter": 1, "blur": None}, features).schedule.blur is None
+    assert parse_visualize({"filter": 1, "blur": None}, engine).schedule.blur is None
 
 
 @pytest.mark.parametrize("fields, field, words", [
@@ -53,9 +54,9 @@ def test_text_values_as_from_forms_and_grpc(features):
     ({"filter": b"\xff\xfe"}, "filter", "UTF-8"),
     ({"filter": [1, 2]}, "filter", "not an integer"),
 ])
-def test_visualize_refusals(features, fields, field, words):
+def test_visualize_refusals(engine, fields, field, words):
     with pytest.raises(BadRequest) as caught:
-        parse_visualize(fields, features)
+        parse_visualize(fields, engine)
     error = caught.value
     assert error.status == 400 and error.field == field
     assert words in error.message
@@ -63,25 +64,25 @@ def test_visualize_refusals(features, fields, field, words):
     assert body["field"] == field and body["code"] == 400 and body["message"].startswith(field)
 
 
-def test_activations_fields_and_image(features):
-    request = parse_activations({"data": png(), "layer": b"20", "size": b"32"}, features)
-    assert (request.layer, request.size) == (20, 32) and request.image.shape == (3, 32, 32)
-    request = parse_activations({"body": bytearray(png(fmt="JPEG"))}, features)
-    assert (request.layer, request.size) == (42, 224) and request.image.shape == (3, 224, 224)
+def test_activations_fields_and_image(engine):
+    request = parse_activations({"data": png(), "layer": b"20", "size": b"32"}, engine)
+    assert request.values == {"layer": 20, "size": 32} and request.image.shape == (3, 32, 32)
+    request = parse_activations({"data": bytearray(png(fmt="JPEG"))}, engine)
+    assert request.values == {"layer": 42, "size": 224} and request.image.shape == (3, 224, 224)
 
 
-def test_center_square_keeps_the_middle(features):
+def test_center_square_keeps_the_middle(engine):
     out = io.BytesIO()
     image = Image.new("RGB", (90, 30), (255, 0, 0))
     image.paste((0, 0, 255), (30, 0, 60, 30))  # a blue middle third
     image.save(out, format="PNG")
-    request = parse_activations({"data": out.getvalue(), "size": 30}, features)
+    request = parse_activations({"data": out.getvalue(), "size": 30}, engine)
     assert request.image[2].mean() > 0.95 and request.image[0].mean() < 0.05
 
 
 @pytest.mark.parametrize("fields, field, status, words", [
     ({}, "data", 400, "missing"),
-    ({"body": {"layer": 3}}, "data", 400, "got JSON"),
+    ({"data": "text, not bytes"}, "data", 400, "got JSON"),
     ({"data": b""}, "data", 400, "empty"),
     ({"data": b"hello, not an image"}, "data", 400, "not a JPEG or PNG"),
     ({"data": png(fmt="GIF")}, "data", 400, "GIF"),
@@ -92,34 +93,38 @@ def test_center_square_keeps_the_middle(features):
     ({"data": png(), "filter": 3}, "filter", 400, "unknown field"),
     ({"data": png(8000, 6000)}, "data", 413, "too large"),
 ])
-def test_activations_refusals(features, fields, field, status, words):
+def test_activations_refusals(engine, fields, field, status, words):
     with pytest.raises(BadRequest) as caught:
-        parse_activations(fields, features)
+        parse_activations(fields, engine)
     assert (caught.value.field, caught.value.status) == (field, status)
     assert words in caught.value.message
 
 
-def test_request_fields_from_each_shape_a_model_server_hands_over():
-    from featureviz.fields import request_fields
-    assert request_fields({"body": {"filter": 1}}, body_is_json=True) == {"filter": 1}
-    assert request_fields({"body": bytearray(b'{"filter": 1}')}, body_is_json=True) == {"filter": 1}
-    assert request_fields({"body": b"  "}, body_is_json=True) == {}
-    assert request_fields({"filter": b"1", "layer": b"7"}, body_is_json=True) == {"filter": b"1", "layer": b"7"}
-    image = {"body": bytearray(b"\x89PNG...")}
-    assert request_fields(image, body_is_json=False) == image
-    for body, words in ((b"{oops", "not valid JSON"), (b"[1]", "JSON object"), (["x"], "got JSON list")):
+def test_request_fields_from_a_body_or_named_parts():
+    from featureviz.service.fields import request_fields
+    assert request_fields({"filter": 1}, {}, body_is_image=False) == {"filter": 1}
+    assert request_fields(bytearray(b'{"filter": 1}'), {}, body_is_image=False) == {"filter": 1}
+    assert request_fields('{"filter": 1}', {}, body_is_image=False) == {"filter": 1}  # a text/* body
+    assert request_fields(b"  ", {}, body_is_image=False) == {}
+    parts = {"filter": b"1", "layer": b"7"}
+    assert request_fields(None, parts, body_is_image=False) == parts
+    assert request_fields(bytearray(b"\x89PNG..."), {"layer": b"3"}, body_is_image=True) == {
+        "layer": b"3", "data": b"\x89PNG..."}
+    deep = b"[" * 5000 + b"]" * 5000
+    for body, words in ((b"{oops", "not valid JSON"), (b"[1]", "JSON object"), (["x"], "got JSON list"),
+                        (deep, "nested too deeply"), (b'{"filter": ' + deep + b"}", "nested too deeply")):
         with pytest.raises(BadRequest) as caught:
-            request_fields({"body": body}, body_is_json=True)
+            request_fields(body, {}, body_is_image=False)
         assert caught.value.field == "body" and words in caught.value.message
 
 
 @pytest.mark.parametrize("raw", [[3, 5, 9], "3,5,9", b" 3, 5,9", b"[3, 5, 9]"])
-def test_filters_as_a_list_or_text(features, raw):
-    request = parse_visualize({"layer": 7, "filters": raw}, features)
+def test_filters_as_a_list_or_text(engine, raw):
+    request = parse_visualize({"layer": 7, "filters": raw}, engine)
     assert request.filters == (3, 5, 9)
     assert [single.filter for single in request.singles()] == [3, 5, 9]
     assert all(single.filters is None and single.layer == 7 for single in request.singles())
-    assert parse_visualize({"filter": 4}, features).singles()[0].filter == 4
+    assert parse_visualize({"filter": 4}, engine).singles()[0].filter == 4
 
 
 @pytest.mark.parametrize("fields, words", [
@@ -132,7 +137,7 @@ def test_filters_as_a_list_or_text(features, raw):
     ({"layer": 7, "filters": [1, 128]}, "0..127"),
     ({"filters": list(range(9))}, "send fewer filters"),
 ])
-def test_filters_refusals(features, fields, words):
+def test_filters_refusals(engine, fields, words):
     with pytest.raises(BadRequest) as caught:
-        parse_visualize(fields, features)
+        parse_visualize(fields, engine)
     assert caught.value.field == "filters" and words in caught.value.message

@@ -9,9 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from bench_gpu import host_syncs
-from featureviz.network import build_model
-from featureviz.render import Schedule, visualize, visualize_many
+from scripts.bench_gpu import host_syncs
+from featureviz.model.network import build_model
+from featureviz.optim.param import Schedule
+from featureviz.optim.render import visualize, visualize_many
 from featureviz_handler import FeatureVizHandler
 from test_handler import call, make_context, model_dir  # noqa: F401 (model_dir: a fixture)
 
@@ -85,7 +86,8 @@ def test_handler_runs_on_the_gpu_it_is_given(model_dir):
     context.system_properties["gpu_id"] = 0
     handler = FeatureVizHandler()
     handler.initialize(context)
-    assert handler.device == torch.device("cuda:0") and handler.precision == "tf32"
+    handler.made_with = ("visualize", model_dir)
+    assert handler.service.device == torch.device("cuda:0") and handler.service.precision == "tf32"
     body = {"body": {"layer": 7, "filter": 4, "size": 24, "upscaling_steps": 2, "opt_steps": 3, "seed": 9}}
     out, statuses, types, headers = call(handler, [body, {"body": {"layer": 7, "filter": 999}}])
     assert statuses == [200, 400] and types[0] == "image/png" and headers[0]["X-Cache"] == "miss"

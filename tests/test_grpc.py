@@ -7,8 +7,8 @@ import grpc
 import pytest
 
 from conftest import TINY
-from grpc_client import predict
-from grpc_stubs import load
+from scripts.grpc_client import predict
+from scripts.grpc_stubs import load
 from test_fields import png
 
 

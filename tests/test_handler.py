@@ -1,4 +1,5 @@
 """The TorchServe handler, called as TorchServe calls it, with a real ts.context.Context."""
+import dataclasses
 import io
 import json
 import os
@@ -13,11 +14,16 @@ from ts.utils.util import PredictionException
 
 import ts
 from conftest import TINY, reference_layer_output
-from featureviz.image import center_square, normalize, to_png
-from featureviz.explain import parse_explain, run_explain
-from featureviz.operations import parse_visualize, run_visualize
+from conftest import run_operation
+from featureviz.model.network import normalize
+from featureviz.pictures import to_png
+from featureviz.service.uploads import center_square
+from featureviz.service.visualize import parse_visualize
+from featureviz.service.visualize_batch import png_text, run_visualize
 from featureviz_handler import FeatureVizHandler
 from test_fields import png
+
+ENGINE = "featureviz.service.visualize_batch.run_visualize"  # what the tests replace to watch the engine
 
 
 
@@ -38,21 +44,31 @@ def make_context(name, model_dir):
     return Context(name, model_dir, manifest, 4, None, "0.12.0", metrics=metrics)
 
 
+def make_handler(name, model_dir):
+    handler = FeatureVizHandler()
+    handler.initialize(make_context(name, model_dir))
+    handler.made_with = (name, model_dir)  # for call's contexts
+    return handler
+
+
 @pytest.fixture(scope="module")
 def handlers(model_dir):
-    made = {}
-    for name in ("visualize", "activations"):
-        handler = FeatureVizHandler()
-        handler.initialize(make_context(name, model_dir))
-        made[name] = handler
-    return made
+    return {name: make_handler(name, model_dir) for name in ("visualize", "activations")}
+
+
+def lone_png(handler, fields):
+    """The PNG the engine makes for a single-filter request alone, outside the handler."""
+    service = handler.service
+    request = parse_visualize(fields, service.model)
+    alone = run_visualize(service.model.features, [request], service.precision)[0]
+    return to_png(alone.image, png_text(request, alone, service.precision, service.provenance.text()))
 
 
 HTTP_HEADERS = {"url_path": "", "Host": "127.0.0.1:8080"}  # what TorchServe's HTTP frontend adds
 
 
 def call(handler, requests, headers=HTTP_HEADERS):
-    context = make_context(handler.operation, handler.model_dir)
+    context = make_context(*handler.made_with)
     context.request_processor = [RequestProcessor(dict(headers)) for _ in requests]
     out = handler.handle(requests, context)
     statuses = [context.get_response_status(i)[0] or 200 for i in range(len(requests))]
@@ -124,9 +140,9 @@ def test_a_lone_bad_request_over_grpc_is_a_batch_level_400_carrying_the_json(han
 
 def test_the_cpu_worker_gives_freed_memory_back_once_after_each_batch(handlers, monkeypatch):
     releases = []
-    monkeypatch.setattr("featureviz_handler.release_freed_memory", lambda: releases.append(1))
+    monkeypatch.setattr("featureviz.service.worker.release_freed_memory", lambda: releases.append(1))
     handler = handlers["visualize"]
-    assert handler.keeps_freed_memory  # glibc on the CPU, as on our machines and CI
+    assert handler.service.keeps_freed_memory  # glibc on the CPU, as on our machines and CI
     good = [{"body": {"layer": 7, "filter": 1, **TINY, "seed": seed}} for seed in (31, 33)]
     _, statuses, _, _ = call(handler, [good[0], {"body": {"layer": 7, "filter": 999}}, good[1]])
     assert statuses == [200, 400, 200] and len(releases) == 1
@@ -134,10 +150,9 @@ def test_the_cpu_worker_gives_freed_memory_back_once_after_each_batch(handlers, 
     def engine_fails(*args):
         raise RuntimeError("engine failure")
 
-    monkeypatch.setattr("featureviz_handler.run_visualize", engine_fails)
-    with pytest.raises(RuntimeError):
-        handler.inference(handler.preprocess([{"body": {"layer": 7, "filter": 2, **TINY, "seed": 32}}]))
-    assert len(releases) == 2  # released even when the batch fails
+    monkeypatch.setattr(ENGINE, engine_fails)
+    _, statuses, _, _ = call(handler, [{"body": {"layer": 7, "filter": 2, **TINY, "seed": 32}}])
+    assert statuses == [500] and len(releases) == 2  # released even when the engine failed
 
 
 def test_a_batch_optimizes_each_layer_and_schedule_together_and_each_image_is_the_lone_one(handlers, monkeypatch,
@@ -149,7 +164,7 @@ def test_a_batch_optimizes_each_layer_and_schedule_together_and_each_image_is_th
         batches.append([(r.layer, r.filter) for r in batch])
         return engine(features, batch, precision)
 
-    monkeypatch.setattr("featureviz_handler.run_visualize", recorded)
+    monkeypatch.setattr(ENGINE, recorded)
     # Sides 180, then 216: batch-invariant on our CPUs (tests/test_batching.py); a seed of its own.
     fields = {"layer": 7, "size": 180, "upscaling_steps": 2, "opt_steps": 2, "seed": 20261122}
     bodies = [{**fields, "filter": 4}, {**fields, "filter": 9}, {**fields, "filters": [2, 4]},
@@ -161,9 +176,7 @@ def test_a_batch_optimizes_each_layer_and_schedule_together_and_each_image_is_th
     assert "[METRICS]VisualizeImagesBatched.Count:3" in caplog.text
     assert out[5] == out[0] and Image.open(io.BytesIO(out[2])).text["filters"] == "2,4"
     for i, body in ((0, bodies[0]), (1, bodies[1]), (3, bodies[3]), (None, {**fields, "filter": 2})):
-        request = parse_visualize(body, handler.features)
-        alone = run_visualize(handler.features, [request])[0]
-        png = to_png(alone.image, handler._png_text(request, alone))
+        png = lone_png(handler, body)
         if i is None:  # the grid's filter 2, cached as the single request's image
             i, (out, _, _, headers) = 0, call(handler, [{"body": body}])
             assert headers[0]["X-Cache"] == "hit"
@@ -180,26 +193,24 @@ def test_images_that_do_not_fit_together_are_optimized_one_by_one_and_only_a_lon
             raise torch.OutOfMemoryError("out of memory")
         return engine(features, batch, precision)
 
-    monkeypatch.setattr("featureviz_handler.run_visualize", memory_for_two_small_images)
+    monkeypatch.setattr(ENGINE, memory_for_two_small_images)
     fields = {"layer": 7, **TINY, "seed": 41}
     bodies = [{**fields, "filter": 1}, {**fields, "filter": 2}, {**fields, "filter": 3, "size": 20}]
     out, statuses, _, _ = call(handlers["visualize"], [{"body": body} for body in bodies])
     assert statuses == [200, 200, 507] and json.loads(out[2])["field"] == "size"
     assert batches == [[1, 2], [1], [2], [3]]
-    monkeypatch.setattr("featureviz_handler.run_visualize", engine)
+    monkeypatch.setattr(ENGINE, engine)
     for body, png in zip(bodies[:2], out):
-        request = parse_visualize(body, handlers["visualize"].features)
-        alone = run_visualize(handlers["visualize"].features, [request])[0]
-        assert png == to_png(alone.image, handlers["visualize"]._png_text(request, alone))
+        assert png == lone_png(handlers["visualize"], body)
 
 
 def test_batch_images_is_a_positive_integer_from_the_environment_or_the_model_config(model_dir, monkeypatch):
     handler = FeatureVizHandler()
     handler.initialize(make_context("visualize", model_dir))
-    assert handler.batch_images == 4  # as many as TorchServe's batchSize in model-config.yaml
+    assert handler.service.batch_images == 4  # as many as TorchServe's batchSize in model-config.yaml
     monkeypatch.setenv("FEATUREVIZ_BATCH_IMAGES", "1")  # 1: one image at a time
     handler.initialize(make_context("visualize", model_dir))
-    assert handler.batch_images == 1
+    assert handler.service.batch_images == 1
     monkeypatch.setenv("FEATUREVIZ_BATCH_IMAGES", "0")
     with pytest.raises(ValueError, match="batch_images"):
         handler.initialize(make_context("visualize", model_dir))
@@ -213,7 +224,7 @@ def test_a_repeated_visualize_answers_from_the_cache_without_the_engine(handlers
     def engine_must_not_run(*args):
         raise AssertionError("the engine ran on a cache hit")
 
-    monkeypatch.setattr("featureviz_handler.run_visualize", engine_must_not_run)
+    monkeypatch.setattr(ENGINE, engine_must_not_run)
     again, statuses, types, headers = call(handlers["visualize"], request)
     assert headers[0]["X-Cache"] == "hit" and statuses == [200] and types == ["image/png"]
     assert again == first
@@ -223,13 +234,12 @@ def test_precision_is_fp32_on_the_cpu_named_in_the_png_and_part_of_the_cache_key
                                                                                 monkeypatch):
     fields = {"layer": 7, "filter": 4, **TINY, "seed": 21}
     handler = handlers["visualize"]
-    assert handler.precision == "fp32"
+    assert handler.service.precision == "fp32"
     out, _, _, headers = call(handler, [{"body": fields}])
     assert Image.open(io.BytesIO(out[0])).text["precision"] == "fp32" and headers[0]["X-Cache"] == "miss"
 
     monkeypatch.setenv("FEATUREVIZ_PRECISION", "bf16")
-    bf16 = FeatureVizHandler()
-    bf16.initialize(make_context("visualize", model_dir))
+    bf16 = make_handler("visualize", model_dir)
     out, _, _, headers = call(bf16, [{"body": fields}])
     assert headers[0]["X-Cache"] == "miss"  # same fields, another precision: not the fp32 image
     assert Image.open(io.BytesIO(out[0])).text["precision"] == "bf16"
@@ -252,8 +262,8 @@ def test_filters_give_a_labelled_grid_of_exactly_the_single_filter_images(handle
         cell = grid.convert("RGB").crop(((k % 2) * 19, (k // 2) * 33 + 14, (k % 2) * 19 + 19, (k // 2) * 33 + 33))
         assert np.array_equal(np.asarray(cell), np.asarray(Image.open(io.BytesIO(single[0])).convert("RGB")))
         # and that is the engine's own single-filter image, computed afresh here
-        request = parse_visualize({**fields, "filter": f}, handlers["visualize"].features)
-        fresh = run_visualize(handlers["visualize"].features, [request])[0].image
+        request = parse_visualize({**fields, "filter": f}, handlers["visualize"].service.model)
+        fresh = run_visualize(handlers["visualize"].service.model.features, [request])[0].image
         assert np.array_equal(np.asarray(cell), np.asarray(Image.open(io.BytesIO(to_png(fresh))).convert("RGB")))
 
 
@@ -269,12 +279,7 @@ EXPLAIN_REQUESTS = {  # operation -> (a small good request's fields, a bad one's
 
 @pytest.fixture(scope="module")
 def explain_handlers(model_dir):
-    made = {}
-    for name in EXPLAIN_REQUESTS:
-        handler = FeatureVizHandler()
-        handler.initialize(make_context(name, model_dir))
-        made[name] = handler
-    return made
+    return {name: make_handler(name, model_dir) for name in EXPLAIN_REQUESTS}
 
 
 @pytest.mark.parametrize("operation", list(EXPLAIN_REQUESTS))
@@ -293,7 +298,7 @@ def test_explain_operations_answer_png_json_and_a_per_request_400(explain_handle
     assert body["operation"] == operation and body["model_version"] == "1.0"
     assert body["weights"]["trained"] is False
     fields = {k: v.decode() if isinstance(v, bytes) and k != "data" else v for k, v in {**image, **good}.items()}
-    direct = run_explain(handler.net, parse_explain(operation, fields, handler.net)).json()
+    direct = run_operation(handler.service.model, operation, fields).json()
     assert {k: v for k, v in body.items() if k in direct} == direct
     assert json.loads(out[2])["field"] == field
 
@@ -307,3 +312,50 @@ def test_image_operations_take_the_raw_body_and_json_operations_a_json_body(expl
     out, statuses, types, _ = call(layers, [{"body": {"output": "json", "size": 32}}, {"body": bytearray(b"")}])
     assert statuses == [200, 200] and types == ["application/json", "image/png"]
     assert json.loads(out[0])["layers"][43]["spatial"] == [1, 1]
+
+
+def test_a_body_nested_too_deep_is_a_400_naming_the_body_and_its_batch_succeeds(handlers):
+    good = {"body": {"layer": 7, "filter": 1, **TINY, "seed": 51}}
+    deep = b'{"filter": ' + b"[" * 5000 + b"]" * 5000 + b"}"  # TorchServe hands over the bytes it could not decode
+    nested = {"filter": [[[[1]]]], "layer": 7}  # one TorchServe could decode
+    out, statuses, types, _ = call(handlers["visualize"], [good, {"body": bytearray(deep)}, {"body": nested}, good])
+    assert statuses == [200, 400, 400, 200] and types[1] == types[2] == "application/json"
+    assert json.loads(out[1])["field"] == "body" and "nested too deeply" in json.loads(out[1])["message"]
+    assert json.loads(out[2])["field"] == "filter" and "a JSON list" in json.loads(out[2])["message"]
+    assert out[0] == out[3] == lone_png(handlers["visualize"], good["body"])
+
+
+def test_an_internal_error_refuses_its_request_alone_with_a_500_json(handlers, monkeypatch):
+    engine = run_visualize
+
+    def fails_for_filter_3(features, batch, precision):
+        if any(r.filter == 3 for r in batch):
+            raise RuntimeError("a bug of ours")
+        return engine(features, batch, precision)
+
+    monkeypatch.setattr(ENGINE, fails_for_filter_3)
+    fields = {"layer": 7, **TINY, "seed": 52}
+    bodies = [{**fields, "filter": 1}, {**fields, "filter": 3}, {**fields, "filter": 2}]
+    out, statuses, types, headers = call(handlers["visualize"], [{"body": body} for body in bodies])
+    assert statuses == [200, 500, 200] and types == ["image/png", "application/json", "image/png"]
+    refusal = json.loads(out[1])
+    assert refusal["code"] == 500 and refusal["type"] == "InternalServerError" and "RuntimeError" in refusal["message"]
+    assert refusal["model_version"] == "1.0" and headers[1]["X-Model-Version"] == "1.0"
+    monkeypatch.setattr(ENGINE, engine)
+    assert [out[0], out[2]] == [lone_png(handlers["visualize"], bodies[0]), lone_png(handlers["visualize"], bodies[2])]
+
+
+def test_an_internal_error_while_parsing_refuses_that_request_alone(explain_handlers, monkeypatch):
+    handler = explain_handlers["layers"]
+    real = handler.service.operation.parse
+
+    def breaks_on_size_40(fields, model):
+        if fields.get("size") == 40:
+            raise KeyError("a bug of ours")
+        return real(fields, model)
+
+    monkeypatch.setattr(handler.service, "operation", dataclasses.replace(handler.service.operation,
+                                                                          parse=breaks_on_size_40))
+    out, statuses, types, _ = call(handler, [{"body": {"size": 40}}, {"body": {"size": 64, "output": "json"}}])
+    assert statuses == [500, 200] and json.loads(out[0])["type"] == "InternalServerError"
+    assert json.loads(out[1])["input_size"] == 64

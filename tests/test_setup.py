@@ -7,9 +7,9 @@ import time
 import pytest
 import torch
 
-import build_archive
+from scripts import build_archive
 from conftest import ROOT
-from featureviz import weights
+from featureviz.model import weights
 
 
 def test_random_weights_are_deterministic_and_differ_by_seed():

@@ -1,7 +1,10 @@
-"""Weights: torchvision's ImageNet vgg16_bn, a seeded random one, or a local state_dict file."""
+"""Weights: torchvision's ImageNet vgg16_bn, a seeded random one, or a local state_dict file.
+
+A choice is what WEIGHTS= says: `imagenet`, `random[:SEED]`, or a path."""
 import hashlib
 import os
 import socket
+from dataclasses import dataclass
 
 import torch
 from torchvision.models import VGG16_BN_Weights, vgg16_bn
@@ -68,3 +71,28 @@ def sha256(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Where a WEIGHTS= choice's state_dict comes from, and what to say about it."""
+    about: dict  # source, trained, and the source's details (seed, name, path)
+    path: str | None = None  # a file holding the state_dict, or None for seeded random weights
+    seed: int = 0
+
+    def state_dict(self) -> dict:
+        return load_state_dict(self.path) if self.path else random_state_dict(self.seed)
+
+
+def resolve(choice: str) -> Choice:
+    """WEIGHTS=imagenet (downloaded once), random[:SEED], or a path to a vgg16_bn state_dict."""
+    if choice == "random" or choice.startswith("random:"):
+        seed = int(choice.partition(":")[2] or 0)
+        return Choice({"source": "random", "seed": seed, "trained": False}, seed=seed)
+    if choice == "imagenet":
+        return Choice({"source": "imagenet", "name": str(IMAGENET), "trained": True}, imagenet_file())
+    if not os.path.isfile(choice):
+        raise WeightsError(f"WEIGHTS={choice!r}: no such file; choose imagenet, random, or a path to a vgg16_bn "
+                           "state_dict")
+    load_state_dict(choice)  # refuse a wrong file now rather than at model load
+    return Choice({"source": "file", "path": os.path.abspath(choice), "trained": True}, choice)

@@ -35,7 +35,6 @@ def autocast(precision: str, device: torch.device):
 
 
 def default_precision(device: torch.device) -> str:
-    """tf32 on a GPU: PyTorch's own default for convolutions, 2.7x faster than strict fp32 on an
-    H100, as fast as bf16, and as close to fp32's activation as another seed (docs/benchmarks.md).
-    fp32 on the CPU."""
+    """tf32 on a GPU: PyTorch's own default for convolutions, faster than strict fp32, as fast as
+    bf16, and as close to fp32's activation as another seed (docs/benchmarks.md). fp32 on the CPU."""
     return "tf32" if device.type == "cuda" else "fp32"

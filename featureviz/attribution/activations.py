@@ -1,19 +1,18 @@
 """Per-channel mean activations of one layer for an image, as the article's plots."""
 import torch
 
-from .hooks import LayerOutput
-from .image import normalize
-from .network import device_of, truncated
+from ..model.network import device_of, normalize, truncated
+from ..optim import precision as arithmetic
 
 
 @torch.no_grad()
 def channel_means(features, layer: int, images: torch.Tensor) -> torch.Tensor:
-    """(N, 3, S, S) images in [0, 1] -> (N, C) mean activation of each channel of `features[layer]`."""
+    """(N, 3, S, S) images in [0, 1] -> (N, C) mean activation of each channel of `features[layer]`,
+    in strict fp32 (no TF32 on a GPU)."""
     device = device_of(features)
-    with LayerOutput(features[layer]) as capture:
+    with arithmetic.kernels("fp32", device):
         x = normalize(images.to(device)).contiguous(memory_format=torch.channels_last)
-        truncated(features, layer)(x)
-        return capture.output.mean(dim=(2, 3)).float().cpu()
+        return truncated(features, layer)(x).mean(dim=(2, 3)).float().cpu()
 
 
 def top_channels(means: torch.Tensor, k: int = 10):

@@ -1,6 +1,7 @@
-"""Request validation: typed fields with defaults and limits, and clear errors that name them.
+"""A request's fields: where they come from (a JSON body, or named parts), typed fields with
+defaults and limits, and clear errors that name them.
 
-Values come as JSON (typed) or as text/bytes (multipart form fields, gRPC input map).
+Values come as JSON (typed) or as text or bytes (form fields, a model server's named inputs).
 """
 import json
 import math
@@ -22,7 +23,25 @@ class BadRequest(ValueError):
                 "message": f"{self.field}: {self.message}"}
 
 
+class InternalError(BadRequest):
+    """A request that failed for a reason of ours, not its own: answered 500, alone in its batch."""
+
+    def __init__(self, message: str):
+        super().__init__("request", message, 500)
+
+    def body(self) -> dict:
+        return {"code": self.status, "type": "InternalServerError", "message": self.message}
+
+
 REQUIRED = object()
+
+
+def shown(raw, width: int = 40) -> str:
+    """A value as an error message quotes it: short, and a JSON list or object by its kind alone
+    (printing a deeply nested one would recurse as deep)."""
+    if isinstance(raw, (list, dict)):
+        return f"a JSON {'list' if isinstance(raw, list) else 'object'}"
+    return repr(str(raw)[:width])
 
 
 @dataclass(frozen=True)
@@ -73,7 +92,7 @@ class Field:
             return None
         value = raw.strip() if isinstance(raw, str) else raw
         if value not in self.choices:
-            raise BadRequest(self.name, f"{str(raw)[:40]!r} is not {self.accepted()}")
+            raise BadRequest(self.name, f"{shown(raw)} is not {self.accepted()}")
         return value
 
     def _from_text(self, text):
@@ -84,7 +103,7 @@ class Field:
 
     def _typed(self, raw):
         if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-            raise BadRequest(self.name, f"{str(raw)[:40]!r} is not {self.accepted()}")
+            raise BadRequest(self.name, f"{shown(raw)} is not {self.accepted()}")
         if self.kind is int:
             if isinstance(raw, float):
                 raise BadRequest(self.name, f"{raw!r} is not {self.accepted()}")
@@ -111,25 +130,29 @@ def parse_fields(fields: dict, specs: list[Field], ignore=()) -> dict:
     return values
 
 
-def request_fields(request: dict, body_is_json: bool) -> dict:
-    """A request as a model server hands it over -> its fields.
+def request_fields(body, parts: dict, body_is_image: bool) -> dict:
+    """A request's fields from its body and its named parts (form fields, named inputs).
 
-    `body` is the whole body when it is not a form: a decoded JSON object, or raw bytes, which are
-    JSON text when `body_is_json` and an upload otherwise. Form fields and gRPC inputs come as
-    keys of their own."""
-    body = request.get("body")
+    The body is a JSON object already decoded, or raw bytes: an image for the operations that take
+    one (it becomes the field `data`), JSON text for the others."""
+    if body is None:
+        return dict(parts)
     if isinstance(body, dict):
         return body
-    if body is not None and not isinstance(body, (bytes, bytearray)):
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if not isinstance(body, (bytes, bytearray)):
         raise BadRequest("body", f"expected a JSON object of fields, got JSON {type(body).__name__}")
-    if body_is_json and body is not None:
-        if not body.strip():
-            return {}
-        try:
-            fields = json.loads(body)
-        except ValueError:
-            raise BadRequest("body", "not valid JSON; send a JSON object of fields or form fields") from None
-        if not isinstance(fields, dict):
-            raise BadRequest("body", "expected a JSON object of fields")
-        return fields
-    return dict(request)
+    if body_is_image:
+        return {**parts, "data": bytes(body)}
+    if not body.strip():
+        return dict(parts)
+    try:
+        fields = json.loads(body)
+    except RecursionError:
+        raise BadRequest("body", "JSON nested too deeply; send a flat JSON object of fields") from None
+    except ValueError:
+        raise BadRequest("body", "not valid JSON; send a JSON object of fields or form fields") from None
+    if not isinstance(fields, dict):
+        raise BadRequest("body", "expected a JSON object of fields")
+    return fields

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from .network import output_side
+from .geometry import output_side
 
 
 def layer_table(net, side: int = 224) -> list[dict]:
@@ -30,10 +30,6 @@ def _row(part, index, module, channels, side):
     return {"index": index, "name": f"{part}.{index}", "type": type(module).__name__, "channels": channels,
             "spatial": None if side is None else [side, side],
             "params": sum(p.numel() for p in module.parameters())}
-
-
-def conv_layers(features) -> list[int]:
-    return [i for i, m in enumerate(features) if isinstance(m, nn.Conv2d)]
 
 
 def kernels(features, layer: int, filter: int | None = None) -> torch.Tensor:

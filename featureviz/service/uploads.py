@@ -1,0 +1,69 @@
+"""Uploaded images: decoded safely, then resized and cropped to the square the network sees."""
+import io
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .fields import BadRequest, Field, parse_fields
+
+MAX_DECODE_PIXELS = 40_000_000  # an upload with more pixels than this is refused before decoding
+IMAGE_FIELD = "data"  # where an upload arrives (a raw body becomes this field too)
+
+
+def parse_upload(fields: dict, specs: list[Field]) -> tuple[dict, torch.Tensor]:
+    """An image request's fields -> (validated values, (3, size, size) image in [0, 1]).
+    `specs` must include `size`: the shorter side is resized to it and the center cropped."""
+    if IMAGE_FIELD not in fields:
+        raise BadRequest("data", "missing; send a JPEG or PNG image as the request body or as the field 'data'")
+    data = fields[IMAGE_FIELD]
+    if not isinstance(data, (bytes, bytearray)):
+        raise BadRequest("data", "expected JPEG or PNG bytes (the request body or the field 'data'), got JSON")
+    values = parse_fields(fields, specs, ignore=(IMAGE_FIELD,))
+    try:
+        image = decode_image(bytes(data))
+    except ImageError as error:
+        raise BadRequest("data", str(error), error.status) from None
+    return values, center_square(image, values["size"])
+
+
+class ImageError(ValueError):
+    """Bytes that are not an image we can decode safely; `status` is the HTTP code to answer."""
+
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.status = status
+
+
+def decode_image(data: bytes) -> Image.Image:
+    """Upload bytes -> RGB PIL image. Refuses non-images and images too large to decode."""
+    if not data:
+        raise ImageError("empty; send JPEG or PNG bytes")
+    try:
+        image = Image.open(io.BytesIO(data))  # reads the header only
+    except Exception:
+        raise ImageError("not a JPEG or PNG image") from None
+    if image.format not in ("JPEG", "PNG"):
+        raise ImageError(f"{image.format} images are not accepted; send JPEG or PNG")
+    width, height = image.size
+    if width * height > MAX_DECODE_PIXELS:
+        raise ImageError(
+            f"image of {width}x{height} pixels is too large; at most {MAX_DECODE_PIXELS} pixels",
+            status=413,
+        )
+    try:
+        return image.convert("RGB")
+    except Exception:
+        raise ImageError("the image is truncated or corrupt") from None
+
+
+def center_square(image: Image.Image, size: int) -> torch.Tensor:
+    """Shorter side resized to `size` (bilinear, antialiased), center crop: (3, size, size) in [0, 1]."""
+    width, height = image.size
+    scale = size / min(width, height)
+    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    resized = image.resize((new_w, new_h), Image.BILINEAR)
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    cropped = resized.crop((left, top, left + size, top + size))
+    pixels = np.asarray(cropped, dtype=np.float32) / 255
+    return torch.from_numpy(pixels.transpose(2, 0, 1).copy())

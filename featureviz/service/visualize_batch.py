@@ -1,0 +1,100 @@
+"""A batch of `visualize` requests, end to end: every single-filter image the batch needs (its
+requests' and their `filters`') is looked up in the result cache; identical ones are computed
+once; the rest are optimized together by layer and schedule, `batch_images` at a time (exact:
+featureviz.optim.render), then cached one by one as what their single requests return; a
+`filters` request gets the labelled grid of its images."""
+import logging
+import time
+
+import torch
+
+from ..optim.render import visualize_many
+from ..pictures import grid_png, to_png
+from .fields import BadRequest
+from .results import Metric, Result, each_alone_on_failure
+from .visualize import VisualizeRequest
+
+logger = logging.getLogger(__name__)
+MEMORY_HINT = "lower size, upscaling_steps or upscaling_factor"
+
+
+def run_visualize(features, requests: list[VisualizeRequest], precision: str = "fp32") -> list:
+    """Single-filter requests of one layer and schedule -> their Visualizations, optimized
+    together where that changes no image (optim.render.visualize_many)."""
+    layer, schedule = requests[0].layer, requests[0].schedule
+    if any(r.filters is not None or (r.layer, r.schedule) != (layer, schedule) for r in requests):
+        raise ValueError("run_visualize takes single-filter requests of one layer and schedule")
+    # Gradients even when a caller runs us under no_grad or inference_mode (as model servers do).
+    with torch.inference_mode(False), torch.enable_grad():
+        return visualize_many(features, layer, [r.filter for r in requests], [r.seed for r in requests],
+                              schedule, precision)
+
+
+def visualize_batches(requests: list[VisualizeRequest], max_images: int) -> list[list[VisualizeRequest]]:
+    """Single-filter requests -> the batches run_visualize takes: same layer and schedule, in
+    order of arrival, at most `max_images` each."""
+    groups = {}
+    for request in requests:
+        groups.setdefault((request.layer, request.schedule), []).append(request)
+    return [group[i:i + max_images] for group in groups.values() for i in range(0, len(group), max_images)]
+
+
+def run(worker, requests: list[VisualizeRequest]) -> list:
+    """Each request's Result (a PNG, cache hit or miss) or refusal."""
+    keys = {single: single.cache_key(**worker.cache_context()) for r in requests for single in r.singles()}
+    images = {}  # single-filter request (identical ones are equal) -> (PNG, cache hit) or BadRequest
+    for single, key in keys.items():
+        cached = worker.cache.get(key) if worker.cache else None
+        if cached is not None:
+            images[single] = (cached, True)
+    for batch in visualize_batches([single for single in keys if single not in images], worker.batch_images):
+        optimized = each_alone_on_failure(lambda group: _optimize(worker, group), batch, MEMORY_HINT)
+        for single, png in zip(batch, optimized):
+            if isinstance(png, BadRequest):
+                images[single] = png
+                continue
+            images[single] = (png, False)
+            if worker.cache:
+                worker.cache.put(keys[single], png)
+    return [_result(worker, request, [images[single] for single in request.singles()]) for request in requests]
+
+
+def _result(worker, request, singles):
+    refused = next((s for s in singles if isinstance(s, BadRequest)), None)
+    if refused:
+        return refused
+    cache = "hit" if all(hit for _, hit in singles) else "miss"
+    if request.filters is None:
+        png = singles[0][0]  # its text is png_text's
+        numbers = {"layer": request.layer, "filter": request.filter, "seed": request.seed, "precision": worker.precision}
+        return Result(numbers, lambda text: png, cache=cache)
+    numbers = {"layer": request.layer, "filters": ",".join(map(str, request.filters)), "seed": request.seed,
+               "precision": worker.precision}
+    labels = [f"filter {f}" for f in request.filters]
+    return Result(numbers, lambda text: grid_png(labels, [png for png, _ in singles], text), cache=cache)
+
+
+def png_text(request: VisualizeRequest, result, precision: str, note: dict) -> dict:
+    """A single image's PNG text: its request, the activations reached, and what made it."""
+    return {"layer": request.layer, "filter": request.filter, "seed": request.seed,
+            "activation_start": f"{result.activation_start:.6g}", "activation_final": f"{result.activation_final:.6g}",
+            "precision": precision, **note}
+
+
+def _optimize(worker, batch: list[VisualizeRequest]) -> list[bytes]:
+    """Single-filter requests of one layer and schedule -> a PNG each."""
+    start = time.perf_counter()
+    results = run_visualize(worker.model.features, batch, worker.precision)
+    layer, schedule = batch[0].layer, batch[0].schedule
+    worker.record(Metric("VisualizeDuration", (time.perf_counter() - start) * 1000, "ms", "time"))
+    worker.record(Metric("VisualizeOptimizationSteps", schedule.opt_steps * schedule.upscaling_steps * len(batch)))
+    if results[0].batched_sides:
+        worker.record(Metric("VisualizeImagesBatched", len(batch)))
+        logger.info("optimized %d images of layer %d together at sides %s", len(batch), layer,
+                    results[0].batched_sides)
+    for result in results:
+        worker.record(Metric("VisualizeFinalActivation", result.activation_final, "activation", "gauge",
+                             {"Layer": str(layer)}))
+    note = worker.provenance.text()
+    return [to_png(result.image, png_text(single, result, worker.precision, note))
+            for single, result in zip(batch, results)]

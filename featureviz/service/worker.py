@@ -1,0 +1,119 @@
+"""A worker's service: one operation over one model, a batch of requests at a time, end to end.
+
+A model server hands each request over as a body and named parts; `parse` turns it into the
+operation's request or a refusal, `run` turns a batch of those into answers (status, content type,
+headers, bytes) and the metrics the batch produced. One request's failure never fails another's.
+"""
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+
+from ..model.network import Model
+from ..optim.precision import check as check_precision
+from ..optim.precision import default_precision
+from .allocator import keep_freed_memory, release_freed_memory
+from .cache import ResultCache
+from .fields import BadRequest, InternalError, request_fields
+from .registry import OPERATIONS
+from .results import Answer, Metric, Provenance, answer, each_alone_on_failure
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    precision: str = "auto"  # fp32, tf32, bf16, or auto (optim.precision.default_precision)
+    batch_images: int = 4  # visualize: single-filter images optimized together at most
+    cache_dir: str = ""
+    cache_max_mb: float = 1024  # 0 turns the result cache off
+
+    @classmethod
+    def read(cls, config: dict, environ=os.environ) -> "Settings":
+        """From a model configuration's settings, FEATUREVIZ_* environment variables first."""
+        precision = str(environ.get("FEATUREVIZ_PRECISION") or config.get("precision") or "auto")
+        if precision != "auto":
+            check_precision(precision)
+        batch_images = environ.get("FEATUREVIZ_BATCH_IMAGES") or config.get("batch_images", 4)
+        if not str(batch_images).isdigit() or int(batch_images) < 1:
+            raise ValueError(f"batch_images must be a positive integer, not {batch_images!r}")
+        cache_dir = (environ.get("FEATUREVIZ_CACHE_DIR") or config.get("cache_dir")
+                     or os.path.join(os.path.expanduser("~"), ".cache", "featureviz"))
+        return cls(precision, int(batch_images), cache_dir, float(config.get("cache_max_mb", 1024)))
+
+
+@dataclass(frozen=True)
+class Batch:
+    answers: list[Answer]
+    metrics: list[Metric]
+
+
+class Service:
+    def __init__(self, operation: str, state_dict: dict, weights: dict, version: str, device: torch.device,
+                 settings: Settings = Settings()):
+        """`weights`: what the archive says of them (source, trained, sha256)."""
+        if operation not in OPERATIONS:
+            raise ValueError(f"register this archive as one of {tuple(OPERATIONS)}, not {operation!r}")
+        self.operation = OPERATIONS[operation]
+        self.device = torch.device(device)
+        self.model = Model(state_dict, self.device)
+        self.precision = default_precision(self.device) if settings.precision == "auto" else settings.precision
+        self.batch_images = settings.batch_images
+        max_bytes = int(settings.cache_max_mb * 2**20)
+        self.cache = ResultCache(settings.cache_dir, max_bytes) if max_bytes > 0 else None
+        self.provenance = Provenance(version, weights)
+        # On the CPU, large activations from reused heap memory rather than fresh pages every step.
+        self.keeps_freed_memory = self.device.type == "cpu" and keep_freed_memory()
+        self._metrics = []
+
+    def cache_context(self) -> dict:
+        """What a cached result depends on besides the request."""
+        return {"weights": self.provenance.weights["sha256"], "device": self.device.type,
+                "precision": self.precision, "model_version": self.provenance.version}
+
+    def record(self, metric: Metric):
+        self._metrics.append(metric)
+
+    def parse(self, body, parts: dict):
+        """A request's body (a decoded JSON object, raw bytes or None) and named parts -> the
+        operation's request, or the refusal that answers it."""
+        try:
+            return self.operation.parse(request_fields(body, parts, self.operation.body_is_image), self.model)
+        except BadRequest as refusal:
+            return refusal
+        except Exception as error:
+            logger.exception("%s: a request could not be parsed", self.operation.name)
+            return InternalError(f"the request could not be read ({type(error).__name__}); see the worker's log")
+
+    def run(self, requests: list) -> Batch:
+        """Parsed requests (refusals among them) -> an answer each, in order."""
+        self._metrics = []
+        try:
+            outcomes = list(requests)
+            valid = [i for i, r in enumerate(requests) if not isinstance(r, BadRequest)]
+            if valid:
+                done = each_alone_on_failure(lambda group: self.operation.run(self, group),
+                                             [requests[i] for i in valid], self.operation.memory_hint)
+                for i, outcome in zip(valid, done):
+                    outcomes[i] = outcome
+            answers = [self._answer(outcome) for outcome in outcomes]
+        finally:
+            if self.keeps_freed_memory:
+                release_freed_memory()  # what a batch freed goes back to the system between batches
+        return Batch(answers, self._metrics + [metric for a in answers for metric in self._answer_metrics(a)])
+
+    def _answer(self, outcome) -> Answer:
+        try:
+            return answer(outcome, self.provenance)
+        except Exception as error:
+            logger.exception("%s: an answer could not be encoded", self.operation.name)
+            return answer(InternalError(f"the answer could not be encoded ({type(error).__name__})"), self.provenance)
+
+    def _answer_metrics(self, a: Answer) -> list[Metric]:
+        if a.refusal is not None:
+            return [Metric("RequestErrors", 1, dimensions={"Field": a.refusal.field, "Status": str(a.status)})]
+        if "X-Cache" in a.headers:
+            hit = a.headers["X-Cache"] == "hit"
+            return [Metric(f"{self.operation.name.title()}Cache{'Hits' if hit else 'Misses'}", 1)]
+        return []
