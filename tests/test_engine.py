@@ -217,3 +217,10 @@ def test_render_asks_its_batching_policy_at_each_side_and_follows_it(features):
         assert result.activation_final > result.activation_start
     never = visualize_many(features, 7, [5, 9], [3, 3], schedule, batch_when=lambda *args: False)
     assert never[0].batched_sides == [] and torch.equal(never[0].image, visualize(features, 7, 5, schedule, seed=3).image)
+
+
+def test_bf16_gives_the_same_image_for_the_same_request(features):
+    """The result cache and `filters` rely on it, whatever the default precision."""
+    a = visualize(features, 14, 3, TINY, seed=5, precision="bf16")
+    b = visualize(features, 14, 3, TINY, seed=5, precision="bf16")
+    assert torch.equal(a.image, b.image) and a.activation_final == b.activation_final

@@ -230,12 +230,21 @@ def test_a_repeated_visualize_answers_from_the_cache_without_the_engine(handlers
     assert again == first
 
 
-def test_precision_is_fp32_on_the_cpu_named_in_the_png_and_part_of_the_cache_key(handlers, model_dir,
-                                                                                monkeypatch):
+def test_auto_precision_on_the_cpu_is_bf16_only_where_the_processor_computes_it(model_dir, monkeypatch):
+    for native, expected in ((False, "fp32"), (True, "bf16")):
+        with monkeypatch.context() as patched:
+            patched.setattr("featureviz.optim.precision.cpu_computes_bf16", lambda: native)
+            assert make_handler("visualize", model_dir).service.precision == expected
+    # PyTorch's own detectors, as on a processor without bf16 units
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert make_handler("visualize", model_dir).service.precision == "fp32"
+
+
+def test_precision_is_named_in_the_png_and_part_of_the_cache_key(model_dir, monkeypatch):
     fields = {"layer": 7, "filter": 4, **TINY, "seed": 21}
-    handler = handlers["visualize"]
-    assert handler.service.precision == "fp32"
-    out, _, _, headers = call(handler, [{"body": fields}])
+    monkeypatch.setenv("FEATUREVIZ_PRECISION", "fp32")
+    out, _, _, headers = call(make_handler("visualize", model_dir), [{"body": fields}])
     assert Image.open(io.BytesIO(out[0])).text["precision"] == "fp32" and headers[0]["X-Cache"] == "miss"
 
     monkeypatch.setenv("FEATUREVIZ_PRECISION", "bf16")
@@ -243,6 +252,9 @@ def test_precision_is_fp32_on_the_cpu_named_in_the_png_and_part_of_the_cache_key
     out, _, _, headers = call(bf16, [{"body": fields}])
     assert headers[0]["X-Cache"] == "miss"  # same fields, another precision: not the fp32 image
     assert Image.open(io.BytesIO(out[0])).text["precision"] == "bf16"
+    again, _, _, headers = call(bf16, [{"body": fields}])
+    assert headers[0]["X-Cache"] == "hit" and again == out
+    assert out[0] == lone_png(bf16, fields)  # the cached bytes are what bf16 computes afresh
 
     monkeypatch.setenv("FEATUREVIZ_PRECISION", "fp8")
     with pytest.raises(ValueError, match="fp8"):
@@ -255,7 +267,7 @@ def test_filters_give_a_labelled_grid_of_exactly_the_single_filter_images(handle
     assert statuses == [200] and types == ["image/png"] and headers[0]["X-Cache"] == "miss"
     grid = Image.open(io.BytesIO(grid_out[0]))
     assert grid.size == (2 * 19, 2 * (19 + 14)) and grid.text["filters"] == "4,9,2"
-    assert grid.text["precision"] == "fp32"
+    assert grid.text["precision"] == handlers["visualize"].service.precision
     for k, f in enumerate((4, 9, 2)):
         single, _, _, single_headers = call(handlers["visualize"], [{"body": {**fields, "filter": f}}])
         assert single_headers[0]["X-Cache"] == "hit"  # the grid cached each single image
@@ -263,7 +275,8 @@ def test_filters_give_a_labelled_grid_of_exactly_the_single_filter_images(handle
         assert np.array_equal(np.asarray(cell), np.asarray(Image.open(io.BytesIO(single[0])).convert("RGB")))
         # and that is the engine's own single-filter image, computed afresh here
         request = parse_visualize({**fields, "filter": f}, handlers["visualize"].service.model)
-        fresh = run_visualize(handlers["visualize"].service.model.features, [request])[0].image
+        service = handlers["visualize"].service
+        fresh = run_visualize(service.model.features, [request], service.precision)[0].image
         assert np.array_equal(np.asarray(cell), np.asarray(Image.open(io.BytesIO(to_png(fresh))).convert("RGB")))
 
 
