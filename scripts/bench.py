@@ -1,17 +1,19 @@
 """Time `visualize` against the seed article's algorithm as written, on the same weights, in one run.
 
-    python -m scripts.bench [--layers 7 40] [--filter 0] [--weights random] [--served URL --key KEY]
-                            [--lucent DIR] [--batching N [--batching-only]] [--malloc kept|default]
+    python -m scripts.bench [--layers 7 40] [--filter 0] [--weights random] [--precisions fp32 bf16]
+                            [--served URL --key KEY] [--lucent DIR] [--batching N [--batching-only]] [--malloc kept|default]
                             [--served-batch N --served URL --key KEY]
 
 The seed runs the whole `features` every step, one filter at a time; ours runs only up to the
 target layer. Both use the article's defaults (56 px, 12 scales x 20 Adam steps, x1.2, blur 5).
+Ours runs in each of --precisions; the table gives each one's convolution GFLOP/s against the
+matrix-product peak of its arithmetic, measured in the same run.
 With --served, also times the same request through a running TorchServe (with a seed that is not
 in its result cache). With --lucent, also lucent's `render_vis` on the same channel with its
 defaults, lucent being installed in DIR:
     pip install --target DIR --no-deps torch-lucent==0.1.8 kornia==0.4.1 decorator
 --malloc default leaves this process's glibc malloc as it is; by default it reuses freed memory
-as the served worker does (featureviz.allocator), for the seed and ours alike.
+as the served worker does (featureviz.service.allocator), for the seed and ours alike.
 With --batching N, times N filters optimized one after another against the engine's exact batch
 (what `filters` and concurrent requests get) and against all N in one batch at every side, and
 how far the batched images are from the single-filter ones (--batching-only: that table alone).
@@ -21,6 +23,7 @@ batch, against N more (the next seed) sent one after another.
 Prints Markdown tables: seconds, ratios to the seed, and the activation reached vs the noise start.
 """
 import argparse
+import io
 import os
 import platform
 import resource
@@ -28,9 +31,12 @@ import sys
 import time
 
 import torch
+from PIL import Image
 
 from featureviz.attribution.activations import channel_means
 from featureviz.model import weights
+from featureviz.model.geometry import conv_flops
+from featureviz.model.lean import single_channel
 from featureviz.model.network import build_model
 from featureviz.optim.batching import every_side
 from featureviz.optim.param import Schedule
@@ -73,6 +79,7 @@ def main():
     parser.add_argument("--batching-only", action="store_true", help="only the --batching table")
     parser.add_argument("--served-batch", type=int, metavar="N",
                         help="only: N concurrent served requests vs N one after another")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], help="ours in each of these")
     parser.add_argument("--malloc", choices=("kept", "default"), default="kept",
                         help="kept: freed memory reused, as in the served worker (default)")
     args = parser.parse_args()
@@ -94,27 +101,73 @@ def main():
         batching_table(features, args.layers, list(range(args.batching)), seed)
 
 
+def matmul_peaks(n=2048, repeats=5):
+    """GFLOP/s of an n x n matrix product in fp32 and in bf16: what this processor can do."""
+    peaks = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        best = min(timed(lambda: a @ b)[0] for _ in range(repeats))
+        peaks[name] = 2 * n ** 3 / best / 1e9
+    return peaks
+
+
+def ours_flops(features, layer, filter, schedule=Schedule()):
+    """Convolution FLOPs of visualize: per step, the lean network forward and its input gradient
+    (as much again); weights get no gradient."""
+    lean = single_channel(features, layer, filter)
+    return sum(2 * schedule.opt_steps * conv_flops(lean, side) for side in schedule.sides())
+
+
+def seed_flops(features, layer, schedule=Schedule()):
+    """The seed's: per step the whole `features` forward, the input gradient up to `layer`."""
+    return sum(schedule.opt_steps * (conv_flops(features, side) + conv_flops(features[: layer + 1], side))
+               for side in schedule.sides())
+
+
+def png_activations(png):
+    text = Image.open(io.BytesIO(png)).text
+    return float(text["activation_start"]), float(text["activation_final"]), text["precision"]
+
+
 def visualize_table(args, model, seed):
+    """Seconds, ratio to the seed, achieved convolution GFLOP/s (and its share of the matrix-product
+    peak of the same arithmetic), and the activation gained over the noise start, as a share of the
+    seed's gain: the seed article's loop, ours in each precision, served with its defaults."""
     features = model.features
-    header = "| layer | filter | seed article (s) | ours, engine (s) | ours / seed |"
-    header += " served (s) | served / seed |" if args.served else ""
-    header += " lucent render_vis (s) | lucent / seed | lucent's activation |" if args.lucent else ""
-    header += " activation: noise start -> ours |"
-    print(header)
-    print("|" + "|".join("---" for _ in range(header.count("|") - 1)) + "|")
+    peaks = matmul_peaks()
+    print(f"Matrix product 2048x2048 in this run: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s\n")
+    header = ["layer", "seed article (s)", "seed GFLOP/s"]
+    for precision in args.precisions:
+        header += [f"ours {precision} (s)", "/ seed", f"GFLOP/s (of {precision} peak)", f"gain {precision} / seed's"]
+    if args.served:
+        header += ["served (s)", "/ seed", "served precision", "gain served / seed's"]
+    if args.lucent:
+        header += ["lucent render_vis (s)", "/ seed", "lucent's activation"]
+    header += ["activation: noise start -> seed"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
     for layer in args.layers:
-        seed_s, _ = timed(lambda: seed_visualize(features, layer, args.filter, seed=seed))
-        ours_s, result = timed(lambda: visualize(features, layer, args.filter, seed=seed))
-        row = f"| {layer} | {args.filter} | {seed_s:.1f} | {ours_s:.1f} | {ours_s / seed_s:.2f} |"
+        seed_s, seed_image = timed(lambda: seed_visualize(features, layer, args.filter, seed=seed))
+        seed_final = channel_means(features, layer, seed_image[None])[0, args.filter].item()
+        row, start = [layer, f"{seed_s:.1f}", f"{seed_flops(features, layer) / seed_s / 1e9:.0f}"], None
+        for precision in args.precisions:
+            ours_s, result = timed(lambda: visualize(features, layer, args.filter, seed=seed, precision=precision))
+            start = result.activation_start
+            gflops = ours_flops(features, layer, args.filter) / ours_s / 1e9
+            row += [f"{ours_s:.1f}", f"{ours_s / seed_s:.2f}", f"{gflops:.0f} ({gflops / peaks[precision]:.0%})",
+                    f"{(result.activation_final - start) / (seed_final - start):.2f}"]
         if args.served:
-            served_s, _ = timed(lambda: served(args.served, args.key, layer, args.filter, seed))
-            row += f" {served_s:.1f} | {served_s / seed_s:.2f} |"
+            served_s, png = timed(lambda: served(args.served, args.key, layer, args.filter, seed))
+            served_start, served_final, served_precision = png_activations(png)
+            row += [f"{served_s:.1f}", f"{served_s / seed_s:.2f}", served_precision,
+                    f"{(served_final - served_start) / (seed_final - served_start):.2f}"]
         if args.lucent:
             lucent_s, image = timed(lambda: lucent_visualize(model, layer, args.filter))
             reached = channel_means(features, layer, image[None])[0, args.filter].item()
-            row += f" {lucent_s:.1f} | {lucent_s / seed_s:.2f} | {reached:.4g} |"
-        row += f" {result.activation_start:.4g} -> {result.activation_final:.4g} |"
-        print(row, flush=True)
+            row += [f"{lucent_s:.1f}", f"{lucent_s / seed_s:.2f}", f"{reached:.4g}"]
+        row.append(f"{start:.4g} -> {seed_final:.4g}")
+        print("| " + " | ".join(map(str, row)) + " |", flush=True)
 
 
 def batching_table(features, layers, filters, seed):

@@ -25,7 +25,7 @@ from featureviz.optim import precision as arithmetic
 from featureviz.optim.batching import every_side
 from featureviz.optim.param import Schedule
 from featureviz.optim.render import visualize, visualize_many
-from scripts import timing
+from scripts import fidelity, timing
 from scripts.peers import lucent_visualize, seed_visualize
 
 OUT = None
@@ -113,24 +113,7 @@ def section_latency(features, seed, layers, lucent_model=None):
 
 
 def section_fidelity(features, seed, layers, n_filters):
-    """Activation reached in tf32 and bf16 against strict fp32, beside fp32 from another seed (how
-    much the activation reached moves anyway)."""
-    rows, worst = [], {"tf32": [], "bf16": [], "fp32, seed + 1": []}
-    for layer in layers:
-        for f in range(n_filters):
-            ref = visualize(features, layer, f, seed=seed, precision="fp32").activation_final
-            reached = {p: visualize(features, layer, f, seed=seed, precision=p).activation_final for p in ("tf32", "bf16")}
-            reached["fp32, seed + 1"] = visualize(features, layer, f, seed=seed + 1, precision="fp32").activation_final
-            row = [layer, f, f"{ref:.4g}"]
-            for name, value in reached.items():
-                rel = (value - ref) / abs(ref)
-                worst[name].append(abs(rel))
-                row.append(f"{value:.4g} ({100 * rel:+.2f}%)")
-            rows.append(row)
-    emit(f"### Activation reached vs strict fp32 (seed {seed})\n")
-    table(["layer", "filter", "fp32", "tf32", "bf16", "fp32, seed + 1"], rows)
-    table(["", "mean abs. difference", "max abs. difference"],
-          [(k, f"{100 * statistics.mean(v):.2f}%", f"{100 * max(v):.2f}%") for k, v in worst.items()])
+    emit(fidelity.report(features, seed, layers, list(range(n_filters)), ["tf32", "bf16"]))
 
 
 def section_batching(features, seed, layer, sizes):

@@ -36,3 +36,17 @@ def conv_layers(features: nn.Sequential) -> list[int]:
 def last_conv(features: nn.Sequential, layer: int) -> int:
     """The index of the last convolution at or before `layer`."""
     return max(i for i in conv_layers(features) if i <= layer)
+
+
+def conv_flops(modules, side: int) -> int:
+    """Multiply-adds x 2 of the convolutions of `modules` (a list or nn.Sequential, run in order)
+    for one square input of `side` pixels."""
+    flops = 0
+    for module in modules:
+        if isinstance(module, nn.Conv2d):
+            k, p, s = module.kernel_size[0], module.padding[0], module.stride[0]
+            side = (side + 2 * p - k) // s + 1
+            flops += 2 * module.in_channels * module.out_channels * k * k * side * side // module.groups
+        elif isinstance(module, nn.MaxPool2d):
+            side = (side - module.kernel_size) // module.stride + 1
+    return flops
