@@ -67,3 +67,17 @@ def test_batches_hold_one_layer_and_schedule_in_order_of_arrival_and_at_most_max
 def test_visualize_many_needs_one_seed_per_filter(features):
     with pytest.raises(ValueError, match="one seed per filter"):
         visualize_many(features, 7, [1, 2], [0], CROSSING)
+
+
+def test_output_and_gradient_of_an_objective_is_autograds(features):
+    """What scripts/batch_invariance.py measures: the input gradient of each image's objective."""
+    from featureviz.optim.batching import output_and_gradient
+    from featureviz.optim.objectives import FilterObjective
+    objective = FilterObjective(features, 7, [3, 5])
+    images = torch.randn(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():  # as under a model server
+        values, gradient = output_and_gradient(lambda x: objective(list(x.split(1)), [0, 1]), images, "fp32")
+    x = images.clone().requires_grad_(True)
+    objective(list(x.split(1)), [0, 1]).sum().backward()
+    assert values.shape == (2,) and torch.allclose(gradient, x.grad, rtol=1e-5, atol=1e-7)
+    assert gradient.abs().sum() > 0

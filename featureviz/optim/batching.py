@@ -53,7 +53,8 @@ def output_and_gradient(network, images: torch.Tensor, precision: str, upstream=
         x = images.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
         with arithmetic.autocast(precision, device):
             y = network(x)
-        y.backward(upstream(y).contiguous(memory_format=torch.channels_last))
+        gradient = upstream(y)
+        y.backward(gradient.contiguous(memory_format=torch.channels_last) if gradient.dim() == 4 else gradient)
     return y.detach(), x.grad
 
 
