@@ -5,7 +5,6 @@ README's pictures. The PNG text says which weights made them.
 """
 import argparse
 import os
-import sys
 
 from scripts import server
 

@@ -136,6 +136,8 @@ def test_filters_as_a_list_or_text(engine, raw):
     ({"filters": list(range(65))}, "1 to 64"),
     ({"layer": 7, "filters": [1, 128]}, "0..127"),
     ({"filters": list(range(9))}, "send fewer filters"),
+    ({"filters": [2, 2]}, "'[2, 2]' is not a list"),  # a flat list is quoted
+    ({"filters": [[1], 2]}, "a JSON list is not a list"),  # a nested one by its kind alone
 ])
 def test_filters_refusals(engine, fields, words):
     with pytest.raises(BadRequest) as caught:

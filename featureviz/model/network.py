@@ -76,4 +76,3 @@ class Model:
         model = build_model(state_dict, device)
         self.features = model.features
         self.net = classifier_net(model)
-        self.device = torch.device(device)

@@ -37,9 +37,9 @@ REQUIRED = object()
 
 
 def shown(raw, width: int = 40) -> str:
-    """A value as an error message quotes it: short, and a JSON list or object by its kind alone
-    (printing a deeply nested one would recurse as deep)."""
-    if isinstance(raw, (list, dict)):
+    """A value as an error message quotes it: short, and a JSON object or nested list by its kind
+    alone (printing a deeply nested one would recurse as deep)."""
+    if isinstance(raw, dict) or (isinstance(raw, list) and any(isinstance(v, (list, dict)) for v in raw)):
         return f"a JSON {'list' if isinstance(raw, list) else 'object'}"
     return repr(str(raw)[:width])
 

@@ -63,8 +63,7 @@ def parse_filter_list(raw) -> tuple:
     if (not isinstance(raw, list) or not 1 <= len(raw) <= MAX_FILTERS
             or any(isinstance(f, bool) or not isinstance(f, int) or f < 0 for f in raw)
             or len(set(raw)) != len(raw)):
-        listed = isinstance(raw, list) and all(isinstance(f, int) for f in raw)
-        raise BadRequest("filters", f"{str(raw)[:60] if listed else shown(raw, 60)} is not {accepted}")
+        raise BadRequest("filters", f"{shown(raw, 60)} is not {accepted}")
     return tuple(raw)
 
 
