@@ -16,6 +16,7 @@ from ..optim.precision import default_precision
 from .allocator import keep_freed_memory, release_freed_memory
 from .cache import ResultCache
 from .fields import BadRequest, InternalError, request_fields
+from .instances import Instances, instance_fields, is_instances, of_instance, predictions
 from .registry import OPERATIONS
 from .results import Answer, Metric, Provenance, answer, each_alone_on_failure
 
@@ -77,8 +78,11 @@ class Service:
 
     def parse(self, body, parts: dict):
         """A request's body (a decoded JSON object, raw bytes or None) and named parts -> the
-        operation's request, or the refusal that answers it."""
+        operation's request (or Instances of them, for KServe's v1 protocol), or the refusal
+        that answers it."""
         try:
+            if is_instances(body):
+                return self._parse_instances(body)
             return self.operation.parse(request_fields(body, parts, self.operation.body_is_image), self.model)
         except BadRequest as refusal:
             return refusal
@@ -86,22 +90,46 @@ class Service:
             logger.exception("%s: a request could not be parsed", self.operation.name)
             return InternalError(f"the request could not be read ({type(error).__name__}); see the worker's log")
 
+    def _parse_instances(self, body: dict) -> Instances:
+        parsed = []
+        for i, fields in enumerate(instance_fields(body)):
+            try:
+                parsed.append(self.operation.parse(fields, self.model))
+            except BadRequest as refusal:
+                raise of_instance(i, refusal) from None
+        return Instances(parsed)
+
     def run(self, requests: list) -> Batch:
-        """Parsed requests (refusals among them) -> an answer each, in order."""
+        """Parsed requests (refusals and Instances among them) -> an answer each, in order.
+        The instances of a body run in the batch as requests of their own."""
         self._metrics = []
         try:
-            outcomes = list(requests)
-            valid = [i for i, r in enumerate(requests) if not isinstance(r, BadRequest)]
+            owners, flat = [], []
+            for i, request in enumerate(requests):
+                for one in request.requests if isinstance(request, Instances) else [request]:
+                    owners.append(i)
+                    flat.append(one)
+            outcomes = list(flat)
+            valid = [i for i, r in enumerate(flat) if not isinstance(r, BadRequest)]
             if valid:
                 done = each_alone_on_failure(lambda group: self.operation.run(self, group),
-                                             [requests[i] for i in valid], self.operation.memory_hint)
+                                             [flat[i] for i in valid], self.operation.memory_hint)
                 for i, outcome in zip(valid, done):
                     outcomes[i] = outcome
-            answers = [self._answer(outcome) for outcome in outcomes]
+            each = [self._answer(outcome) for outcome in outcomes]
         finally:
             if self.keeps_freed_memory:
                 release_freed_memory()  # what a batch freed goes back to the system between batches
-        return Batch(answers, self._metrics + [metric for a in answers for metric in self._answer_metrics(a)])
+        answers = []
+        for i, request in enumerate(requests):
+            mine = [a for a, owner in zip(each, owners) if owner == i]
+            if isinstance(request, Instances):
+                refused = next((k for k, a in enumerate(mine) if a.status != 200), None)
+                answers.append(self._answer(of_instance(refused, mine[refused].refusal)) if refused is not None
+                               else predictions(mine, self.provenance.headers()))
+            else:
+                answers.append(mine[0])
+        return Batch(answers, self._metrics + [metric for a in each for metric in self._answer_metrics(a)])
 
     def _answer(self, outcome) -> Answer:
         try:
