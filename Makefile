@@ -1,5 +1,6 @@
 # make serve [WEIGHTS=imagenet|random|/path/to/vgg16_bn.pth] [VERSION=1.0]  |  make stop  |  make test
 # make serve-ab [WEIGHTS_B=...] [AB_PERCENT=10]: versions 1.0 and 2.0 side by side, nginx on :8090
+# make serve-cluster [REPLICAS=2] [API_KEY=...]: TorchServe replicas behind the API-key gateway on :8090 (gRPC :9070)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,10 @@ VERSION ?= 1.0
 WEIGHTS_B ?= $(if $(filter random random:%,$(WEIGHTS)),random:1,$(WEIGHTS))
 AB_PERCENT ?= 10
 
-.PHONY: venv archive serve serve-ab nginx stop test clean
+REPLICAS ?= 2
+API_KEY ?=
+
+.PHONY: venv archive serve serve-ab serve-cluster nginx stop test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +27,7 @@ archive: venv
 
 serve: archive
 	$(BIN)/python -m scripts.ab stop
+	$(BIN)/python -m scripts.cluster stop
 	$(BIN)/python -m scripts.server start
 
 serve-ab: archive nginx
@@ -30,17 +35,23 @@ serve-ab: archive nginx
 	$(BIN)/python -m scripts.server start
 	$(BIN)/python -m scripts.ab start --percent "$(AB_PERCENT)"
 
-# Debian's nginx for the A/B proxy, installed when missing (needs root, as on our machines and CI).
+serve-cluster: archive nginx
+	$(BIN)/python -m scripts.ab stop
+	$(BIN)/python -m scripts.server stop
+	REPLICAS="$(REPLICAS)" API_KEY="$(API_KEY)" $(BIN)/python -m scripts.cluster start
+
+# Debian's nginx for the A/B proxy and the cluster gateway, installed when missing (needs root, as on our machines and CI).
 nginx:
-	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
+	@{ command -v nginx >/dev/null || test -x /usr/sbin/nginx; } && command -v envsubst >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light gettext-base; }
 
 stop: venv
 	$(BIN)/python -m scripts.ab stop
+	$(BIN)/python -m scripts.cluster stop
 	$(BIN)/python -m scripts.server stop
 
 test: venv nginx
 	$(BIN)/python -m pytest tests
 
 clean: stop
-	rm -rf model_store/*.mar model_store/*.fingerprint logs key_file.json
+	rm -rf model_store/*.mar model_store/*.fingerprint logs key_file.json build/cluster

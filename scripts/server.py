@@ -62,6 +62,11 @@ def call(url: str, token: str | None = None, method: str = "GET", timeout: float
         return response.read()
 
 
+def token_auth(props: dict) -> bool:
+    """TorchServe 0.12 checks tokens unless its config turns that off (behind the cluster gateway)."""
+    return props.get("disable_token_authorization", "false").lower() != "true"
+
+
 def wait_ready(props: dict, workdir: str, models: list[str], timeout: float, process_alive=lambda: True):
     deadline = time.monotonic() + timeout
     inference, management = props["inference_address"], props["management_address"]
@@ -70,7 +75,7 @@ def wait_ready(props: dict, workdir: str, models: list[str], timeout: float, pro
         if not process_alive():
             raise RuntimeError("TorchServe exited during start-up; see logs/ts_log.log")
         try:
-            tokens = keys(workdir)
+            tokens = keys(workdir) if token_auth(props) else {"inference": None, "management": None}
             call(f"{inference}/ping", tokens["inference"])  # TorchServe 0.12 wants the token here too
             ready = 0
             for model in models:
@@ -90,12 +95,14 @@ def registered_models(props: dict) -> list[str]:
     return [entry.split("=", 1)[0] for entry in props.get("load_models", "").split(",") if entry]
 
 
-def start(config: str, workdir: str = ROOT, model_store: str | None = None, tmpdir: str | None = None,
-          timeout: float = 300, log_dir: str | None = None) -> dict:
+def launch(config: str, workdir: str = ROOT, model_store: str | None = None, tmpdir: str | None = None,
+           log_dir: str | None = None, environ: dict | None = None) -> dict:
+    """Starts TorchServe in the background (one per temp dir: it replaces the one there) and
+    returns its properties without waiting for its models."""
     props = read_properties(config)
-    stop(tmpdir, quiet=True)  # one server per temp dir: a new start replaces the old one
+    stop(tmpdir, quiet=True)
     store = model_store or os.path.join(ROOT, props.get("model_store", "model_store"))
-    env = server_env(tmpdir)
+    env = {**server_env(tmpdir), **(environ or {})}
     if log_dir:
         env["LOG_LOCATION"] = log_dir
         env["METRICS_LOCATION"] = log_dir
@@ -106,6 +113,13 @@ def start(config: str, workdir: str = ROOT, model_store: str | None = None, tmpd
         subprocess.run([os.path.join(BIN, "torchserve"), "--start", "--ncs", "--ts-config", config,
                         "--model-store", store], cwd=workdir, env=env, check=True,
                        stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    return props
+
+
+def start(config: str, workdir: str = ROOT, model_store: str | None = None, tmpdir: str | None = None,
+          timeout: float = 300, log_dir: str | None = None, environ: dict | None = None) -> dict:
+    """Starts TorchServe and returns once every registered model has a ready worker and answers."""
+    props = launch(config, workdir, model_store, tmpdir, log_dir, environ)
     wait_ready(props, workdir, registered_models(props), timeout)
     return props
 

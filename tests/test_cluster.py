@@ -1,0 +1,154 @@
+"""The cluster on loopback, as `make serve-cluster` runs it: two TorchServe replicas (token auth off)
+sharing one result cache, behind the gateway (deploy/gateway: nginx with the API key, gRPC, /ping
+from each replica's readiness check). Real processes; every wait is bounded."""
+import os
+import time
+from types import SimpleNamespace
+
+import grpc
+import psutil
+import pytest
+import requests
+from google.protobuf import empty_pb2
+
+from conftest import TINY
+from scripts.cluster import Cluster, Layout
+from scripts.grpc_client import predict
+from scripts.grpc_stubs import load
+from test_fields import png
+
+KEY = "cluster-test-key_0123456789"
+LAYOUT = Layout(http="127.0.0.1:18190", grpc="127.0.0.1:19170", metrics="127.0.0.1:19182",
+                base=18200, grpc_base=17200, worker_base=19300)
+HTTP = f"http://{LAYOUT.http}"
+MODELS = ["visualize", "activations"]  # of the eight: what the tests call, in less memory
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def ping():
+    return requests.get(f"{HTTP}/ping", timeout=10)
+
+
+def models_ready(replica: int) -> bool:
+    management = f"http://127.0.0.1:{LAYOUT.ports(replica)['8081']}"
+    for model in MODELS:
+        workers = [w for e in requests.get(f"{management}/models/{model}", timeout=10).json() for w in e["workers"]]
+        if not any(w["status"] == "READY" for w in workers):
+            return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def cluster(served, tmp_path_factory):
+    state = tmp_path_factory.mktemp("cluster")
+    key_file = state / "api-key"
+    key_file.write_text(KEY + "\n")
+    store = str(served["work"] / "model_store")
+    cluster = Cluster(str(state), LAYOUT)
+    try:
+        cluster.start_gateway(2, str(key_file), store, MODELS)
+        before = ping()
+        cluster.start_replicas(store, str(tmp_path_factory.mktemp("shared-cache")))
+        deadline = time.monotonic() + 600
+        while (first := ping()).status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        # The replica that said ready, asked directly, the moment the gateway said so.
+        ready_when_200 = models_ready(int(first.headers["X-Served-By"].removeprefix("replica-")))
+        cluster.wait_ready(600)
+        yield SimpleNamespace(cluster=cluster, before=before, first=first, ready_when_200=ready_when_200)
+    finally:
+        cluster.stop()
+
+
+def test_ping_needs_no_key_and_is_200_only_once_the_models_are_loaded(cluster):
+    assert cluster.before.status_code == 503
+    assert set(cluster.before.json()["models"]) == set(MODELS)
+    assert cluster.first.status_code == 200 and cluster.ready_when_200
+    assert cluster.first.json() == {"status": "ready", "models": {m: "READY" for m in MODELS}}
+    assert ping().status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}])
+def test_no_key_or_a_wrong_one_gets_401_json_over_http(cluster, headers):
+    response = requests.post(f"{HTTP}/predictions/visualize", json={"filter": 1, **TINY}, headers=headers, timeout=30)
+    assert response.status_code == 401
+    assert response.json()["type"] == "Unauthorized" and "Bearer" in response.json()["message"]
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.headers["X-Served-By"] == "gateway"
+
+
+@pytest.mark.parametrize("key", [None, "wrong"])
+def test_no_key_or_a_wrong_one_is_unauthenticated_over_grpc(cluster, key):
+    messages, stubs = load("inference")
+    with grpc.insecure_channel(LAYOUT.grpc) as channel, pytest.raises(grpc.RpcError) as caught:
+        stubs.InferenceAPIsServiceStub(channel).Predictions(
+            messages.PredictionsRequest(model_name="visualize", input={"filter": b"1"}),
+            metadata=[("authorization", f"Bearer {key}")] if key else None, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "API key" in caught.value.details()
+
+
+def test_grpc_ping_needs_no_key(cluster):
+    messages, stubs = load("inference")
+    with grpc.insecure_channel(LAYOUT.grpc) as channel:
+        health = stubs.InferenceAPIsServiceStub(channel).Ping(empty_pb2.Empty(), timeout=30)
+    assert "Healthy" in health.health
+
+
+def test_the_key_gets_the_bytes_a_lone_server_gives(cluster, api):
+    fields = {"layer": 7, "filter": 11, **TINY}
+    through = requests.post(f"{HTTP}/predictions/visualize", json=fields, headers=AUTH, timeout=120)
+    assert through.status_code == 200 and through.headers["Content-Type"] == "image/png"
+    assert through.headers["X-Served-By"] in ("replica-0", "replica-1")
+    assert through.content == api.visualize(fields).content
+    assert predict(LAYOUT.grpc, KEY, "visualize", fields, timeout=120) == through.content
+
+    image = {"data": ("x.png", png(40, 40), "image/png"), "layer": (None, "14"), "size": (None, "32")}
+    through = requests.post(f"{HTTP}/predictions/activations", files=image, headers=AUTH, timeout=120)
+    assert through.status_code == 200
+    assert through.content == api.activations(files=image, headers=api.auth).content
+
+
+def test_requests_reach_both_replicas(cluster):
+    served_by = set()
+    for _ in range(6):
+        response = requests.post(f"{HTTP}/predictions/activations", headers=AUTH, timeout=120,
+                                 files={"data": ("x.png", png(32, 32), "image/png"), "size": (None, "32")})
+        assert response.status_code == 200
+        served_by.add(response.headers["X-Served-By"])
+    assert served_by == {"replica-0", "replica-1"}
+
+
+def test_a_visualize_made_on_one_replica_is_a_cache_hit_on_the_other(cluster):
+    fields = {"layer": 7, "filter": 21, "seed": 20261129, **TINY}
+    first = requests.post(f"{HTTP}/predictions/visualize", json=fields, headers=AUTH, timeout=120)
+    assert first.headers["X-Cache"] == "miss"
+    for _ in range(4):
+        again = requests.post(f"{HTTP}/predictions/visualize", json=fields, headers=AUTH, timeout=120)
+        if again.headers["X-Served-By"] != first.headers["X-Served-By"]:
+            break
+    assert again.headers["X-Served-By"] != first.headers["X-Served-By"]
+    assert again.headers["X-Cache"] == "hit" and again.content == first.content
+
+
+def test_the_metrics_of_a_replica_pass_the_gateway(cluster):
+    response = requests.get(f"http://{LAYOUT.metrics}/metrics", timeout=30)
+    assert response.status_code == 200 and "ts_inference_requests_total" in response.text
+    assert response.headers["X-Served-By"] in ("replica-0", "replica-1")
+
+
+def test_after_a_replica_is_killed_requests_and_ping_still_succeed(cluster):
+    """Last in this module: it kills replica-1's TorchServe (its frontend and workers)."""
+    frontend = psutil.Process(cluster.cluster.torchserve_pid(1))
+    doomed = [frontend, *frontend.children(recursive=True)]
+    for process in doomed:
+        process.kill()
+    psutil.wait_procs(doomed, timeout=30)
+    fields = {"layer": 7, "filter": 2, **TINY}
+    answers = [requests.post(f"{HTTP}/predictions/visualize", json=fields, headers=AUTH, timeout=120)
+               for _ in range(8)]
+    assert [a.status_code for a in answers] == [200] * 8
+    assert {a.headers["X-Served-By"] for a in answers} == {"replica-0"}
+    assert ping().status_code == 200
+    assert predict(LAYOUT.grpc, KEY, "visualize", fields, timeout=120) == answers[0].content
+    assert not os.path.exists(f"/proc/{frontend.pid}")
