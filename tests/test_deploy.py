@@ -3,6 +3,7 @@ reference files that exist, and agree with config.properties on ports, model nam
 import json
 import os
 import re
+import subprocess
 
 import yaml
 
@@ -25,15 +26,16 @@ def manifests(path):
         return {doc["kind"]: doc for doc in yaml.safe_load_all(f) if doc}
 
 
-def test_the_container_config_is_the_loopback_one_on_all_interfaces():
+def test_the_container_config_is_the_loopback_one_with_token_auth_off():
+    """Behind the gateway (pod, make serve-cluster) TorchServe listens on loopback without tokens."""
     container = server.read_properties(CONTAINER_CONFIG)
     assert ports(container) == ports(CONFIG) == {8080, 8081, 8082, 7070, 7071}
     for key, value in CONFIG.items():
-        expected = value.replace("127.0.0.1", "0.0.0.0")
-        if key == "model_store":
-            expected = "/home/model-server/model-store"
+        expected = "/home/model-server/model-store" if key == "model_store" else value
         assert container[key] == expected, key
-    assert set(container) == set(CONFIG)
+    assert set(container) - set(CONFIG) == {"disable_token_authorization"}
+    assert container["disable_token_authorization"] == "true"
+    assert not server.token_auth(container) and server.token_auth(CONFIG)
 
 
 def test_dockerfile_follows_the_torchserve_image_and_copies_files_that_exist():
@@ -48,30 +50,123 @@ def test_dockerfile_follows_the_torchserve_image_and_copies_files_that_exist():
     assert {int(p) for p in re.search(r"^EXPOSE (.+)$", text, re.M).group(1).split()} == ports(CONFIG)
 
 
-def test_kubernetes_manifests_agree_with_each_other_and_the_config():
-    docs = manifests("k8s/featureviz.yaml")
-    assert set(docs) == {"ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler"}
-    config_text = docs["ConfigMap"]["data"]["config.properties"]
-    in_map = dict(line.split("=", 1) for line in config_text.splitlines() if line and not line.startswith("#"))
-    assert in_map == server.read_properties(CONTAINER_CONFIG)
+def kustomization():
+    with open(os.path.join(ROOT, "deploy", "kustomization.yaml")) as f:
+        return yaml.safe_load(f)
 
+
+def container(pod, name):
+    return next(c for c in pod["spec"]["containers"] if c["name"] == name)
+
+
+def mounted_file(c, volumes, path):
+    """The volume (and file in it) that holds `path` in container c."""
+    for mount in c["volumeMounts"]:
+        if path == mount["mountPath"] or path.startswith(mount["mountPath"].rstrip("/") + "/"):
+            rest = mount.get("subPath") or path[len(mount["mountPath"]):].lstrip("/")
+            return volumes[mount["name"]], rest
+    raise AssertionError(f"{c['name']} mounts nothing at {path}")
+
+
+def test_the_kustomization_makes_the_config_maps_from_the_files():
+    k = kustomization()
+    assert k["resources"] == ["k8s/featureviz.yaml"]
+    generated = {g["name"]: g["files"] for g in k["configMapGenerator"]}
+    assert generated == {"featureviz-config": ["config.properties"],
+                         "featureviz-gateway": ["gateway/nginx.conf.template", "gateway/entrypoint.sh",
+                                                "gateway/readiness.py"]}
+    for files in generated.values():
+        for name in files:
+            assert os.path.exists(os.path.join(ROOT, "deploy", name)), name
+
+
+def test_kubernetes_manifests_agree_with_each_other_the_gateway_and_the_config():
+    docs = manifests("k8s/featureviz.yaml")
+    assert set(docs) == {"Deployment", "PersistentVolumeClaim", "Service", "HorizontalPodAutoscaler"}
+    generated = {g["name"]: [os.path.basename(f) for f in g["files"]] for g in kustomization()["configMapGenerator"]}
     deployment = docs["Deployment"]
     pod = deployment["spec"]["template"]
-    container = pod["spec"]["containers"][0]
-    assert {p["containerPort"] for p in container["ports"]} == ports(CONFIG)
-    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
-    mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert {"/home/model-server/model-store", "/home/model-server/config.properties"} <= mounts
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    for volume in volumes.values():
+        if "configMap" in volume:
+            assert volume["configMap"]["name"] in generated
+
+    torchserve, readiness, gateway = (container(pod, n) for n in ("torchserve", "readiness", "gateway"))
+    assert torchserve["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert "ports" not in torchserve  # only the gateway is reached from outside the pod
+    config_volume, config_file = mounted_file(torchserve, volumes, "/home/model-server/config.properties")
+    assert (config_volume["configMap"]["name"], config_file) == ("featureviz-config", "config.properties")
+    env = {e["name"]: e for e in torchserve["env"]}
+    cache_volume, _ = mounted_file(torchserve, volumes, env["FEATUREVIZ_CACHE_DIR"]["value"])
+    cache_claim = docs["PersistentVolumeClaim"]
+    assert cache_volume["persistentVolumeClaim"]["claimName"] == cache_claim["metadata"]["name"]
+    assert cache_claim["spec"]["accessModes"] == ["ReadWriteMany"]  # shared by every replica
+
+    # The readiness check reads TorchServe's own config and listens where the gateway looks.
+    command = readiness["command"]
+    assert mounted_file(readiness, volumes, command[1])[1] == "readiness.py"
+    assert command[command.index("--config") + 1] == "/home/model-server/config.properties"
+    assert mounted_file(readiness, volumes, "/home/model-server/config.properties")[0] is config_volume
+    assert command[command.index("--listen") + 1] == "127.0.0.1:8079"
+
+    env = {e["name"]: e.get("value") for e in gateway["env"]}
+    assert gateway["env"][0]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"  # X-Served-By
+    assert mounted_file(gateway, volumes, gateway["command"][1])[1] == "entrypoint.sh"
+    assert mounted_file(gateway, volumes, env["FEATUREVIZ_GATEWAY_TEMPLATE"])[1] == "nginx.conf.template"
+    key_volume, key_file = mounted_file(gateway, volumes, env["FEATUREVIZ_API_KEY_FILE"])
+    assert key_volume["secret"]["secretName"] == "featureviz-api-key" and key_file == "api-key"
+    assert mounted_file(gateway, volumes, env["FEATUREVIZ_GATEWAY_PREFIX"])[0]["emptyDir"] == {}
+    listens = {"http": env["FEATUREVIZ_HTTP_LISTEN"], "grpc": env["FEATUREVIZ_GRPC_LISTEN"],
+               "metrics": env["FEATUREVIZ_METRICS_LISTEN"]}
+    assert {p["name"]: str(p["containerPort"]) for p in gateway["ports"]} == listens
+    for probe, path in (("startupProbe", "/ping"), ("readinessProbe", "/ping"), ("livenessProbe", "/live")):
+        assert gateway[probe]["httpGet"] == {"path": path, "port": "http"}, probe
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == listens["metrics"]
 
     service = docs["Service"]
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
-    assert {p["port"] for p in service["spec"]["ports"]} == ports(CONFIG)
-    assert {p["targetPort"] for p in service["spec"]["ports"]} == ports(CONFIG)
+    assert {p["targetPort"] for p in service["spec"]["ports"]} == set(listens)  # the gateway's ports only
+    assert {p["port"] for p in service["spec"]["ports"]} == {int(v) for v in listens.values()}
 
-    target = docs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
-    assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
+    hpa = docs["HorizontalPodAutoscaler"]["spec"]
+    assert (hpa["scaleTargetRef"]["kind"], hpa["scaleTargetRef"]["name"]) == ("Deployment", deployment["metadata"]["name"])
+    with open(os.path.join(ROOT, "deploy", "k8s", "prometheus-adapter-rules.yaml")) as f:
+        rule = yaml.safe_load(f)["rules"]["custom"][0]
+    assert hpa["metrics"][0]["pods"]["metric"]["name"] == rule["name"]["as"]
+    assert "ts_queue_latency_microseconds" in rule["seriesQuery"]
+
+
+def test_the_pods_gateway_config_renders_and_passes_nginx_check(tmp_path):
+    """The gateway container's environment through the real entrypoint, paths moved to tmp_path."""
+    gateway = container(manifests("k8s/featureviz.yaml")["Deployment"]["spec"]["template"], "gateway")
+    env = {e["name"]: e.get("value") for e in gateway["env"]}
+    (tmp_path / "api-key").write_text("a-key_from.the+Secret/=\n")
+    env.update(FEATUREVIZ_GATEWAY_NAME="featureviz-7d9f-abcde", FEATUREVIZ_API_KEY_FILE=str(tmp_path / "api-key"),
+               FEATUREVIZ_GATEWAY_TEMPLATE=os.path.join(ROOT, "deploy", "gateway", "nginx.conf.template"),
+               FEATUREVIZ_GATEWAY_PREFIX=str(tmp_path / "prefix"), FEATUREVIZ_GATEWAY_CHECK_ONLY="1")
+    done = subprocess.run(["sh", os.path.join(ROOT, "deploy", "gateway", "entrypoint.sh")], capture_output=True,
+                          text=True, env={"PATH": os.environ["PATH"] + ":/usr/sbin", **env}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    conf = (tmp_path / "prefix" / "nginx.conf").read_text()
+    assert not [line for line in conf.splitlines() if "${" in line and not line.lstrip().startswith("#")]
+    for listen in ("8090;", "9070 http2;", "9082;"):
+        assert f"listen {listen}" in conf
+    for port in (8080, 8079, 8082):  # TorchServe, the readiness check, metrics: all this pod
+        assert f"127.0.0.1:{port} featureviz-7d9f-abcde;" in conf
+    assert (tmp_path / "prefix" / "api_key.map").read_text() == '"Bearer a-key_from.the+Secret/=" 1;\n'
+    assert oct((tmp_path / "prefix" / "api_key.map").stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_gateway_refuses_a_key_it_cannot_quote(tmp_path):
+    (tmp_path / "api-key").write_text('key"; default 1; "\n')
+    done = subprocess.run(["sh", os.path.join(ROOT, "deploy", "gateway", "entrypoint.sh")], capture_output=True,
+                          text=True, timeout=60, env={"PATH": os.environ["PATH"], "FEATUREVIZ_API_KEY_FILE":
+                                                      str(tmp_path / "api-key"),
+                                                      "FEATUREVIZ_GATEWAY_PREFIX": str(tmp_path / "prefix")})
+    assert done.returncode == 2 and "API key" in done.stderr
+    assert not (tmp_path / "prefix" / "api_key.map").exists()
 
 
 def test_kserve_canary_serves_the_same_models_with_1_0_and_2_0():

@@ -1,7 +1,7 @@
 #!/bin/sh
 # featureviz gateway: nginx.conf from the template and the API key file, then nginx in the foreground.
 # Everything it reads comes from FEATUREVIZ_* variables (deploy/k8s sets them for the pod;
-# scripts/cluster.py for `make serve-cluster`).
+# scripts/cluster.py for `make serve-cluster`). FEATUREVIZ_GATEWAY_CHECK_ONLY=1: render, check, exit.
 set -eu
 : "${FEATUREVIZ_API_KEY_FILE:=/etc/featureviz/api-key/api-key}"
 : "${FEATUREVIZ_GATEWAY_TEMPLATE:=/etc/featureviz/gateway/nginx.conf.template}"
@@ -14,7 +14,7 @@ set -eu
 : "${FEATUREVIZ_GRPC_SERVERS:=server 127.0.0.1:7070;}"
 : "${FEATUREVIZ_READY_SERVERS:=server 127.0.0.1:8079;}"
 : "${FEATUREVIZ_METRICS_SERVERS:=server 127.0.0.1:8082;}"
-: "${FEATUREVIZ_REPLICA_NAMES:=127.0.0.1:8080 ${FEATUREVIZ_GATEWAY_NAME};}"
+: "${FEATUREVIZ_REPLICA_NAMES:=127.0.0.1:8080 ${FEATUREVIZ_GATEWAY_NAME}; 127.0.0.1:8079 ${FEATUREVIZ_GATEWAY_NAME}; 127.0.0.1:8082 ${FEATUREVIZ_GATEWAY_NAME};}"
 export FEATUREVIZ_GATEWAY_PREFIX FEATUREVIZ_GATEWAY_NAME FEATUREVIZ_HTTP_LISTEN FEATUREVIZ_GRPC_LISTEN \
   FEATUREVIZ_METRICS_LISTEN FEATUREVIZ_HTTP_SERVERS FEATUREVIZ_GRPC_SERVERS FEATUREVIZ_READY_SERVERS \
   FEATUREVIZ_METRICS_SERVERS FEATUREVIZ_REPLICA_NAMES
@@ -33,4 +33,5 @@ printf '"Bearer %s" 1;\n' "$key" > "$FEATUREVIZ_GATEWAY_PREFIX/api_key.map"
 envsubst "$(env | sed -n 's/^\(FEATUREVIZ_[A-Z_]*\)=.*/${\1}/p' | tr '\n' ' ')" \
   < "$FEATUREVIZ_GATEWAY_TEMPLATE" > "$FEATUREVIZ_GATEWAY_PREFIX/nginx.conf"
 nginx -t -q -p "$FEATUREVIZ_GATEWAY_PREFIX" -c "$FEATUREVIZ_GATEWAY_PREFIX/nginx.conf" -e stderr
+[ "${FEATUREVIZ_GATEWAY_CHECK_ONLY:-0}" = 1 ] && exit 0
 exec nginx -p "$FEATUREVIZ_GATEWAY_PREFIX" -c "$FEATUREVIZ_GATEWAY_PREFIX/nginx.conf" -e stderr -g 'daemon off;'

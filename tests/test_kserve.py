@@ -1,0 +1,83 @@
+"""deploy/kserve/v1/config/config.properties as KServe's TorchServe runtime starts it (with
+TS_SERVICE_ENVELOPE=kserve in the environment, as the runtime sets it), on loopback: the paths go to
+a temp model store and the ports to free ones, nothing else changes. Then what KServe's wrapper
+(kserve_wrapper/TorchserveModel.py) calls, without a token: the management API for each model of
+the snapshot, and v1 predictions."""
+import base64
+import json
+import os
+import re
+
+import pytest
+import requests
+
+from conftest import ROOT, TINY
+from scripts import server
+from test_fields import png
+
+CONFIG = os.path.join(ROOT, "deploy", "kserve", "v1", "config", "config.properties")
+PORTS = {"8085": "18185", "8082": "18182", "7070": "17170", "7071": "17171"}
+
+
+@pytest.fixture(scope="module")
+def kserve(served, tmp_path_factory):
+    work = tmp_path_factory.mktemp("kserve")
+    text = open(CONFIG).read()
+    text = re.sub(r"(?<=[:=])(%s)\b" % "|".join(PORTS), lambda m: PORTS[m.group(1)], text)
+    text = text.replace("0.0.0.0", "127.0.0.1")
+    text = re.sub(r"^model_store=.*$", f"model_store={served['work'] / 'model_store'}", text, flags=re.M)
+    (work / "config.properties").write_text(text + "initial_worker_port=19600\n")
+    tmpdir = work / "tmp"
+    tmpdir.mkdir()
+    props = server.read_properties(str(work / "config.properties"))
+    try:
+        server.launch(str(work / "config.properties"), workdir=str(work), model_store=props["model_store"],
+                      tmpdir=str(tmpdir), environ={"TS_SERVICE_ENVELOPE": "kserve"})
+        server.wait_ready(props, str(work), sorted(json.loads(props["model_snapshot"])["models"]), 600)
+        yield props
+    finally:
+        server.stop(str(tmpdir))
+
+
+def test_the_config_turns_token_auth_and_environment_configuration_off():
+    props = server.read_properties(CONFIG)
+    assert props["disable_token_authorization"] == "true" and props["enable_envvars_config"] == "false"
+    assert props["inference_address"].startswith("http://127.0.0.1:")
+
+
+def test_the_wrappers_readiness_call_answers_for_every_model_without_a_token(kserve):
+    models = json.loads(kserve["model_snapshot"])["models"]
+    assert len(models) == 8
+    for name in models:
+        response = requests.get(f"{kserve['management_address']}/models/{name}?customized=false", timeout=30)
+        assert response.status_code == 200, name
+        workers = response.json()[0]["workers"]
+        assert any(worker["status"] == "READY" for worker in workers), name
+
+
+@pytest.mark.parametrize("path", ["/predictions/{}", "/v1/models/{}:predict"])
+def test_v1_visualize_gives_the_png_of_a_lone_server_as_base64(kserve, api, path):
+    fields = [{"layer": 7, "filter": 13, **TINY}, {"layer": 14, "filter": 2, **TINY}]
+    response = requests.post(kserve["inference_address"] + path.format("visualize"), json={"instances": fields},
+                             timeout=300)
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert [p["content_type"] for p in predictions] == ["image/png", "image/png"]
+    for one, prediction in zip(fields, predictions):
+        assert base64.b64decode(prediction["b64"]) == api.visualize(one).content
+
+
+def test_v1_activations_are_the_json_a_lone_server_gives(kserve, api):
+    image = png(40, 40)
+    body = {"instances": [{"data": {"b64": base64.b64encode(image).decode()}, "layer": 14, "size": 32}]}
+    response = requests.post(f"{kserve['inference_address']}/predictions/activations", json=body, timeout=300)
+    assert response.status_code == 200, response.text
+    alone = api.activations(files={"data": ("x.png", image, "image/png"), "layer": (None, "14"),
+                                   "size": (None, "32")}, headers=api.auth).json()
+    assert response.json()["predictions"] == [alone]
+
+
+def test_a_bad_v1_instance_is_a_400_naming_it(kserve):
+    body = {"instances": [{"layer": 7, "filter": 3, **TINY}, {"layer": 7, "filter": 9999}]}
+    response = requests.post(f"{kserve['inference_address']}/predictions/visualize", json=body, timeout=300)
+    assert response.status_code == 400 and response.json()["field"] == "instances[1].filter"
