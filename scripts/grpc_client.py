@@ -5,7 +5,8 @@
     python -m scripts.grpc_client visualize filter=3 --version 1.0 --address 127.0.0.1:7070
 
 Fields go in the request's input map as UTF-8 text; `name=@file` sends a file's bytes.
-The token comes from key_file.json (`--key-file`) and travels as `authorization` metadata.
+The token comes from key_file.json (`--key-file`; with `make serve-cluster`, `--key-file .api_key
+--address 127.0.0.1:9070`) and travels as `authorization` metadata.
 """
 import argparse
 import json
@@ -18,8 +19,14 @@ from scripts.grpc_stubs import ROOT, load
 
 
 def inference_key(key_file: str) -> str:
+    """The inference key of TorchServe's key_file.json, or the key in a plain file (.api_key of
+    `make serve-cluster`)."""
     with open(key_file) as f:
-        return json.load(f)["inference"]["key"]
+        text = f.read()
+    try:
+        return json.loads(text)["inference"]["key"]
+    except (ValueError, KeyError, TypeError):
+        return text.strip()
 
 
 def predict(address: str, key: str, model: str, inputs: dict, version: str = "", timeout: float = 3600) -> bytes:

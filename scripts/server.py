@@ -8,6 +8,7 @@ TorchServe keeps its pid file in the temp dir, so a separate TMPDIR gives a sepa
 (the test suite uses that to run beside `make serve`).
 """
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -20,15 +21,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 
 
-def read_properties(path: str) -> dict:
-    props = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, value = line.split("=", 1)
-                props[key.strip()] = value.strip()
-    return props
+def _load_readiness():
+    """deploy/gateway/readiness.py, which stands alone in the pod: its config reader is this one's."""
+    spec = importlib.util.spec_from_file_location("featureviz_readiness",
+                                                  os.path.join(ROOT, "deploy", "gateway", "readiness.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_readiness = _load_readiness()
+read_properties = _readiness.read_properties
+registered_models = _readiness.registered_models  # load_models, or a model_snapshot's names
 
 
 def java_home() -> str:
@@ -89,10 +93,6 @@ def wait_ready(props: dict, workdir: str, models: list[str], timeout: float, pro
             last = str(error)
         time.sleep(1)
     raise TimeoutError(f"TorchServe not ready after {timeout:.0f} s: {last}")
-
-
-def registered_models(props: dict) -> list[str]:
-    return [entry.split("=", 1)[0] for entry in props.get("load_models", "").split(",") if entry]
 
 
 def launch(config: str, workdir: str = ROOT, model_store: str | None = None, tmpdir: str | None = None,

@@ -1,3 +1,4 @@
+import json
 import os
 import re
 import sys
@@ -25,6 +26,16 @@ from scripts import build_archive, server  # noqa: E402
 def state_dict():
     """The same seeded random weights that WEIGHTS=random puts in the archive."""
     return random_state_dict(0)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, state_dict):
+    """What TorchServe unpacks an archive built with WEIGHTS=random into, for handler tests."""
+    path = tmp_path_factory.mktemp("model")
+    torch.save(state_dict, path / "vgg16_bn.pth")
+    (path / "weights.json").write_text(json.dumps({"source": "random", "seed": 0, "trained": False,
+                                                   "sha256": "0" * 64}))
+    return str(path)
 
 
 @pytest.fixture(scope="session")

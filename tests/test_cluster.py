@@ -12,8 +12,8 @@ import requests
 from google.protobuf import empty_pb2
 
 from conftest import TINY
-from scripts.cluster import Cluster, Layout
-from scripts.grpc_client import predict
+from scripts.cluster import Cluster, Layout, api_key, replica_config
+from scripts.grpc_client import inference_key, predict
 from scripts.grpc_stubs import load
 from test_fields import png
 
@@ -23,6 +23,27 @@ LAYOUT = Layout(http="127.0.0.1:18190", grpc="127.0.0.1:19170", metrics="127.0.0
 HTTP = f"http://{LAYOUT.http}"
 MODELS = ["visualize", "activations"]  # of the eight: what the tests call, in less memory
 AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def test_the_key_is_generated_private_then_reused_unless_one_is_given(tmp_path):
+    path = str(tmp_path / ".api_key")
+    key, where = api_key(None, path)
+    assert where == path and len(key) >= 32 and oct(os.stat(path).st_mode & 0o777) == "0o600"
+    assert api_key(None, path) == (key, path)
+    assert api_key("given-key", path) == ("given-key", path) and open(path).read() == "given-key\n"
+    assert inference_key(path) == "given-key"
+    (tmp_path / "key_file.json").write_text('{"inference": {"key": "ts-key"}}')
+    assert inference_key(str(tmp_path / "key_file.json")) == "ts-key"
+
+
+def test_each_replica_config_is_the_container_config_on_its_own_ports():
+    one = dict(line.split("=", 1) for line in replica_config(1, LAYOUT, "/store", MODELS).splitlines()
+               if line and not line.startswith("#"))
+    assert one["inference_address"] == "http://127.0.0.1:18210" and one["grpc_inference_port"] == "17210"
+    assert one["management_address"] == "http://127.0.0.1:18211" and one["metrics_address"].endswith(":18212")
+    assert one["load_models"] == "visualize=featureviz.mar,activations=featureviz.mar"
+    assert one["model_store"] == "/store" and one["initial_worker_port"] == "19400"
+    assert one["disable_token_authorization"] == "true"
 
 
 def ping():

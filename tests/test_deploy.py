@@ -189,3 +189,13 @@ def test_kserve_canary_serves_the_same_models_with_1_0_and_2_0():
             assert entry["marName"] == archive and entry["defaultVersion"] is True
             for key in ("batchSize", "maxBatchDelay", "responseTimeout", "minWorkers", "maxWorkers"):
                 assert entry[key] == model_config[key], key
+
+
+def test_kserve_authentication_selects_the_inference_service_pods():
+    name = manifests("kserve/inferenceservice.yaml")["InferenceService"]["metadata"]["name"]
+    docs = manifests("kserve/auth.yaml")
+    assert set(docs) == {"RequestAuthentication", "AuthorizationPolicy"}
+    for doc in docs.values():
+        assert doc["spec"]["selector"]["matchLabels"] == {"serving.kserve.io/inferenceservice": name}
+    rule = docs["AuthorizationPolicy"]["spec"]
+    assert rule["action"] == "ALLOW" and rule["rules"] == [{"from": [{"source": {"requestPrincipals": ["*"]}}]}]

@@ -14,7 +14,7 @@ from featureviz.model.network import build_model
 from featureviz.optim.param import Schedule
 from featureviz.optim.render import visualize, visualize_many
 from featureviz_handler import FeatureVizHandler
-from test_handler import call, make_context, model_dir  # noqa: F401 (model_dir: a fixture)
+from test_handler import call, make_context
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 SMALL = Schedule(size=32, upscaling_steps=3, opt_steps=6)

@@ -28,15 +28,6 @@ ENGINE = "featureviz.service.visualize_batch.run_visualize"  # what the tests re
 
 
 
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory, state_dict):
-    path = tmp_path_factory.mktemp("model")
-    torch.save(state_dict, path / "vgg16_bn.pth")
-    (path / "weights.json").write_text(json.dumps({"source": "random", "seed": 0, "trained": False,
-                                                   "sha256": "0" * 64}))
-    return str(path)
-
-
 def make_context(name, model_dir):
     metrics = MetricsCacheYamlImpl(os.path.join(os.path.dirname(ts.__file__), "configs", "metrics.yaml"))
     metrics.initialize_cache()
@@ -200,8 +191,8 @@ def test_images_that_do_not_fit_together_are_optimized_one_by_one_and_only_a_lon
     assert statuses == [200, 200, 507] and json.loads(out[2])["field"] == "size"
     assert batches == [[1, 2], [1], [2], [3]]
     monkeypatch.setattr(ENGINE, engine)
-    for body, png in zip(bodies[:2], out):
-        assert png == lone_png(handlers["visualize"], body)
+    for body, image in zip(bodies[:2], out):
+        assert image == lone_png(handlers["visualize"], body)
 
 
 def test_batch_images_is_a_positive_integer_from_the_environment_or_the_model_config(model_dir, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import TINY
 from test_fields import png
-from test_handler import call, make_handler, model_dir  # noqa: F401 (a fixture)
+from test_handler import call, make_handler
 
 IMAGE = png(40, 40)
 

@@ -33,7 +33,7 @@ def kserve(served, tmp_path_factory):
     try:
         server.launch(str(work / "config.properties"), workdir=str(work), model_store=props["model_store"],
                       tmpdir=str(tmpdir), environ={"TS_SERVICE_ENVELOPE": "kserve"})
-        server.wait_ready(props, str(work), sorted(json.loads(props["model_snapshot"])["models"]), 600)
+        server.wait_ready(props, str(work), server.registered_models(props), 600)
         yield props
     finally:
         server.stop(str(tmpdir))
