@@ -8,6 +8,7 @@ import logging
 import os
 
 import torch
+from ts.handler_utils.utils import send_intermediate_predict_response
 from ts.metrics.dimension import Dimension
 from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
@@ -44,7 +45,17 @@ class FeatureVizHandler(BaseHandler):
 
     def inference(self, requests):
         """Not BaseHandler's: no inference_mode here (visualize needs gradients of the pixels)."""
-        return self.service.run(requests)
+        return self.service.run(requests, emit=self._send_progress)
+
+    def _send_progress(self, idx, content_type, headers, data):
+        """One part of request idx's streamed answer, now: an HTTP chunk, a gRPC StreamPredictions
+        message. The first part carries the answer's status and headers."""
+        context = self.context
+        for name, value in headers.items():
+            context.set_response_header(idx, name, value)
+        context.set_response_content_type(idx, content_type)
+        send_intermediate_predict_response({idx: data}, {idx: context.request_ids[idx]},
+                                           "Intermediate Prediction success", 200, context)
 
     def postprocess(self, batch):
         context = self.context

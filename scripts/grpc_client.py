@@ -3,6 +3,7 @@
     python -m scripts.grpc_client visualize layer=40 filter=286 -o filter286.png
     python -m scripts.grpc_client activations data=@arches.jpg layer=42
     python -m scripts.grpc_client visualize filter=3 --version 1.0 --address 127.0.0.1:7070
+    python -m scripts.grpc_client visualize layer=40 filter=286 --stream -o filter286.png
 
 Fields go in the request's input map as UTF-8 text; `name=@file` sends a file's bytes.
 The token comes from key_file.json (`--key-file`; with `make serve-cluster`, `--key-file .api_key
@@ -16,6 +17,7 @@ import sys
 import grpc
 
 from scripts.grpc_stubs import ROOT, load
+from scripts.progress_bar import StreamFailed, follow
 
 
 def inference_key(key_file: str) -> str:
@@ -41,6 +43,19 @@ def predict(address: str, key: str, model: str, inputs: dict, version: str = "",
     return response.prediction
 
 
+def stream_predict(address: str, key: str, model: str, inputs: dict, version: str = "", timeout: float = 3600):
+    """Each message's `prediction` of StreamPredictions, as it comes (one NDJSON event each for a
+    streamed visualize)."""
+    messages, stubs = load("inference")
+    encoded = {k: v if isinstance(v, bytes) else str(v).encode() for k, v in inputs.items()}
+    with grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20),
+                                                 ("grpc.max_send_message_length", 64 << 20)]) as channel:
+        for response in stubs.InferenceAPIsServiceStub(channel).StreamPredictions(
+                messages.PredictionsRequest(model_name=model, model_version=version, input=encoded),
+                metadata=[("authorization", f"Bearer {key}")], timeout=timeout):
+            yield response.prediction
+
+
 def parse_inputs(pairs):
     inputs = {}
     for pair in pairs:
@@ -62,13 +77,22 @@ def main():
     parser.add_argument("--version", default="")
     parser.add_argument("--address", default="127.0.0.1:7070")
     parser.add_argument("--key-file", default=os.path.join(ROOT, "key_file.json"))
+    parser.add_argument("--stream", action="store_true",
+                        help="visualize: StreamPredictions with a progress bar, then the PNG")
     parser.add_argument("-o", "--output", help="write the prediction here (default: stdout)")
     args = parser.parse_args()
+    inputs, key = parse_inputs(args.fields), inference_key(args.key_file)
     try:
-        prediction = predict(args.address, inference_key(args.key_file), args.model,
-                             parse_inputs(args.fields), args.version)
+        if args.stream:
+            events = stream_predict(args.address, key, args.model, {**inputs, "stream": "true"}, args.version)
+            prediction, done = follow(json.loads(message) for message in events)
+            print(json.dumps(done), file=sys.stderr)
+        else:
+            prediction = predict(args.address, key, args.model, inputs, args.version)
     except grpc.RpcError as error:
         sys.exit(f"{error.code().name}: {error.details()}")
+    except StreamFailed as error:
+        sys.exit(f"error: {error}")
     if args.output:
         with open(args.output, "wb") as f:
             f.write(prediction)

@@ -40,9 +40,13 @@ def _measure(objective, img, i):
 
 
 def visualize_many(features, layer: int, filters: list[int], seeds: list[int], schedule: Schedule = Schedule(),
-                   precision: str = "fp32", cuda_graphs: bool = True, batch_when=batch_is_exact) -> list[Visualization]:
+                   precision: str = "fp32", cuda_graphs: bool = True, batch_when=batch_is_exact,
+                   on_scale=None) -> list[Visualization]:
     """visualize for each (filter, seed) pair, optimized together where `batch_when(network, n, side,
-    device, precision)` says so (by default: where that changes no image)."""
+    device, precision)` says so (by default: where that changes no image).
+
+    `on_scale(scale, side, activations, images)`, if given, is called after each scale (counted
+    from 0) with each image's activation at its last step and its image in [0, 1]."""
     arithmetic.check(precision)
     if len(filters) != len(seeds) or not filters:
         raise ValueError("one seed per filter, and at least one filter")
@@ -72,6 +76,8 @@ def visualize_many(features, layer: int, filters: list[int], seeds: list[int], s
             if together:
                 batched_sides.append(side)
             imgs = [denormalize(x.detach()[0]) for x in xs]
+            if on_scale is not None:
+                on_scale(scale, side, [float(values[-1]) for values in per_scale], imgs)
         imgs = [img.clamp(0, 1) for img in imgs]
         finals = [_measure(objective, img, i) for i, img in enumerate(imgs)]
     return [Visualization(image=img.cpu(), activation_start=start.item(), activation_final=final.item(),

@@ -47,7 +47,7 @@ def shown(raw, width: int = 40) -> str:
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: type  # int, float, or str (one of `choices`)
+    kind: type  # int, float, bool, or str (one of `choices`)
     default: Any = REQUIRED
     low: float | None = None
     high: float | None = None
@@ -56,6 +56,8 @@ class Field:
     choices: tuple = ()
 
     def accepted(self) -> str:
+        if self.kind is bool:
+            return "true or false"
         if self.kind is str:
             return "one of " + ", ".join(self.choices)
         kind = "an integer" if self.kind is int else "a number"
@@ -72,6 +74,8 @@ class Field:
                 raise BadRequest(self.name, f"not UTF-8 text; expected {self.accepted()}") from None
         if self.kind is str:
             return self._choice(raw)
+        if self.kind is bool:
+            return self._bool(raw)
         if isinstance(raw, str):
             raw = raw.strip()
             if self.nullable and raw.lower() in ("null", "none", ""):
@@ -94,6 +98,16 @@ class Field:
         if value not in self.choices:
             raise BadRequest(self.name, f"{shown(raw)} is not {self.accepted()}")
         return value
+
+    def _bool(self, raw):
+        if isinstance(raw, bool):
+            return raw
+        text = raw.strip().lower() if isinstance(raw, str) else None
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no", ""):
+            return False
+        raise BadRequest(self.name, f"{shown(raw)} is not {self.accepted()}")
 
     def _from_text(self, text):
         try:

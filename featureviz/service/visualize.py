@@ -25,6 +25,8 @@ FIELDS = [
     Field("lr", float, 0.1, 0.0, 100.0, low_exclusive=True),
     Field("blur", int, 5, 1, 31, nullable=True),
     Field("seed", int, 0, 0, 2**32 - 1),
+    Field("stream", bool, False),
+    Field("preview", bool, False),
 ]
 
 
@@ -35,12 +37,14 @@ class VisualizeRequest:
     schedule: Schedule
     seed: int
     filters: tuple | None = None  # several filters: one image each, answered as a grid
+    stream: bool = False  # progress events as the work goes, then the image (same bytes)
+    preview: bool = False  # ... each scale's event with a small picture
 
     def singles(self) -> list["VisualizeRequest"]:
-        """The single-filter requests this one stands for."""
+        """The single-filter images this request stands for (how it is answered is not theirs)."""
         if self.filters is None:
-            return [self]
-        return [replace(self, filter=f, filters=None) for f in self.filters]
+            return [replace(self, stream=False, preview=False)]
+        return [replace(self, filter=f, filters=None, stream=False, preview=False) for f in self.filters]
 
     def cache_key(self, **context) -> str:
         """Every field of a single-filter request, the engine's version, and `context` (weights,
@@ -93,4 +97,6 @@ def parse_visualize(fields: dict, model) -> VisualizeRequest:
     if filters and work * len(filters) > MAX_FILTERS_PIXEL_STEPS:
         raise BadRequest("filters", f"{len(filters)} filters need {work * len(filters)} pixel-steps; "
                                     f"at most {MAX_FILTERS_PIXEL_STEPS}: send fewer filters")
-    return VisualizeRequest(layer, v["filter"], schedule, v["seed"], filters)
+    if v["preview"] and not v["stream"]:
+        raise BadRequest("preview", "previews come with progress events: send stream: true too, or no preview")
+    return VisualizeRequest(layer, v["filter"], schedule, v["seed"], filters, v["stream"], v["preview"])

@@ -10,6 +10,7 @@ import torch
 
 from ..optim.render import visualize_many
 from ..pictures import grid_png, to_png
+from . import progress
 from .fields import BadRequest
 from .results import Metric, Result, each_alone_on_failure
 from .visualize import VisualizeRequest
@@ -18,16 +19,16 @@ logger = logging.getLogger(__name__)
 MEMORY_HINT = "lower size, upscaling_steps or upscaling_factor"
 
 
-def run_visualize(features, requests: list[VisualizeRequest], precision: str = "fp32") -> list:
+def run_visualize(features, requests: list[VisualizeRequest], precision: str = "fp32", on_scale=None) -> list:
     """Single-filter requests of one layer and schedule -> their Visualizations, optimized
-    together where that changes no image (optim.render.visualize_many)."""
+    together where that changes no image (optim.render.visualize_many); `on_scale` as there."""
     layer, schedule = requests[0].layer, requests[0].schedule
     if any(r.filters is not None or (r.layer, r.schedule) != (layer, schedule) for r in requests):
         raise ValueError("run_visualize takes single-filter requests of one layer and schedule")
     # Gradients even when a caller runs us under no_grad or inference_mode (as model servers do).
     with torch.inference_mode(False), torch.enable_grad():
         return visualize_many(features, layer, [r.filter for r in requests], [r.seed for r in requests],
-                              schedule, precision)
+                              schedule, precision, on_scale=on_scale)
 
 
 def visualize_batches(requests: list[VisualizeRequest], max_images: int) -> list[list[VisualizeRequest]]:
@@ -47,8 +48,14 @@ def run(worker, requests: list[VisualizeRequest]) -> list:
         cached = worker.cache.get(key) if worker.cache else None
         if cached is not None:
             images[single] = (cached, True)
+    listeners = {}  # single-filter image -> the streamed requests that wait for it
+    for request in requests:
+        if request.stream:
+            for single in request.singles():
+                listeners.setdefault(single, []).append(request)
     for batch in visualize_batches([single for single in keys if single not in images], worker.batch_images):
-        optimized = each_alone_on_failure(lambda group: _optimize(worker, group), batch, MEMORY_HINT)
+        optimized = each_alone_on_failure(
+            lambda group: _optimize(worker, group, _progress(worker, group, listeners)), batch, MEMORY_HINT)
         for single, png in zip(batch, optimized):
             if isinstance(png, BadRequest):
                 images[single] = png
@@ -81,10 +88,37 @@ def png_text(request: VisualizeRequest, result, precision: str, note: dict) -> d
             "precision": precision, **note}
 
 
-def _optimize(worker, batch: list[VisualizeRequest]) -> list[bytes]:
+def _progress(worker, group: list[VisualizeRequest], listeners: dict):
+    """visualize_many's on_scale for the images of `group`: each streamed request that waits for
+    some of them gets a `scale` event a scale (with `filters`: those images' filters and
+    activations). None when nobody waits."""
+    waiting = {}  # id of a streamed request -> (request, positions in group of its images)
+    for position, single in enumerate(group):
+        for request in listeners.get(single, []):
+            waiting.setdefault(id(request), (request, []))[1].append(position)
+    if not waiting:
+        return None
+
+    def on_scale(scale, side, activations, images):
+        for request, positions in waiting.values():
+            event = {"event": "scale", "scale": scale + 1, "scales": request.schedule.upscaling_steps, "side": side}
+            if request.filters is None:
+                event["activation"] = activations[positions[0]]
+            else:
+                event["filters"] = [group[p].filter for p in positions]
+                event["activations"] = [activations[p] for p in positions]
+            if request.preview and request.filters is None:
+                event["preview"] = progress.preview(images[positions[0]])
+            elif request.preview:
+                event["previews"] = [progress.preview(images[p]) for p in positions]
+            worker.event(request, event)
+    return on_scale
+
+
+def _optimize(worker, batch: list[VisualizeRequest], on_scale=None) -> list[bytes]:
     """Single-filter requests of one layer and schedule -> a PNG each."""
     start = time.perf_counter()
-    results = run_visualize(worker.model.features, batch, worker.precision)
+    results = run_visualize(worker.model.features, batch, worker.precision, on_scale)
     layer, schedule = batch[0].layer, batch[0].schedule
     worker.record(Metric("VisualizeDuration", (time.perf_counter() - start) * 1000, "ms", "time"))
     worker.record(Metric("VisualizeOptimizationSteps", schedule.opt_steps * schedule.upscaling_steps * len(batch)))

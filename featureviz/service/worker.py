@@ -6,6 +6,7 @@ headers, bytes) and the metrics the batch produced. One request's failure never 
 """
 import logging
 import os
+import time
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,7 @@ from ..optim.precision import default_precision
 from .allocator import keep_freed_memory, release_freed_memory
 from .cache import ResultCache
 from .fields import BadRequest, InternalError, request_fields
+from . import progress
 from .instances import Instances, instance_fields, is_instances, of_instance, predictions
 from .registry import OPERATIONS
 from .results import Answer, Metric, Provenance, answer, each_alone_on_failure
@@ -67,6 +69,7 @@ class Service:
         # On the CPU, large activations from reused heap memory rather than fresh pages every step.
         self.keeps_freed_memory = self.device.type == "cpu" and keep_freed_memory()
         self._metrics = []
+        self._streams, self._began, self._emit, self._started = {}, set(), None, 0.0
 
     def cache_context(self) -> dict:
         """What a cached result depends on besides the request."""
@@ -75,6 +78,15 @@ class Service:
 
     def record(self, metric: Metric):
         self._metrics.append(metric)
+
+    def event(self, request, event: dict):
+        """A progress event of a streamed request of the running batch, sent at once."""
+        index = self._streams.get(id(request))
+        if index is None or self._emit is None:
+            return
+        event["elapsed_s"] = round(time.monotonic() - self._started, 3)
+        self._emit(index, progress.CONTENT_TYPE, self.provenance.headers(), progress.line(event))
+        self._began.add(index)
 
     def parse(self, body, parts: dict):
         """A request's body (a decoded JSON object, raw bytes or None) and named parts -> the
@@ -97,12 +109,21 @@ class Service:
                 parsed.append(self.operation.parse(fields, self.model))
             except BadRequest as refusal:
                 raise of_instance(i, refusal) from None
+            if getattr(parsed[-1], "stream", False):
+                raise BadRequest(f"instances[{i}].stream", "KServe's v1 protocol answers once; send stream: false")
         return Instances(parsed)
 
-    def run(self, requests: list) -> Batch:
+    def run(self, requests: list, emit=None) -> Batch:
         """Parsed requests (refusals and Instances among them) -> an answer each, in order.
-        The instances of a body run in the batch as requests of their own."""
+        The instances of a body run in the batch as requests of their own.
+
+        `emit(index, content_type, headers, data)` sends a streamed request's progress while the
+        batch runs; its answer is then the stream's last line."""
         self._metrics = []
+        self._emit, self._started, self._began = emit, time.monotonic(), set()
+        self._streams = {id(r): i for i, r in enumerate(requests) if getattr(r, "stream", False)}
+        if self._streams:
+            logger.info("%s: a batch of %d requests, %d streamed", self.operation.name, len(requests), len(self._streams))
         try:
             owners, flat = [], []
             for i, request in enumerate(requests):
@@ -127,6 +148,8 @@ class Service:
                 refused = next((k for k, a in enumerate(mine) if a.status != 200), None)
                 answers.append(self._answer(of_instance(refused, mine[refused].refusal)) if refused is not None
                                else predictions(mine, self.provenance.headers()))
+            elif getattr(request, "stream", False):
+                answers.append(progress.last_line(mine[0], began=i in self._began))
             else:
                 answers.append(mine[0])
         return Batch(answers, self._metrics + [metric for a in each for metric in self._answer_metrics(a)])

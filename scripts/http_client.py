@@ -1,0 +1,67 @@
+"""Call a featureviz endpoint over HTTP with a JSON body; `--stream` shows visualize's progress.
+
+    python -m scripts.http_client visualize layer=40 filter=286 --stream -o filter286.png
+    python -m scripts.http_client visualize layer=7 filter=3 --url http://127.0.0.1:8090 --key-file .api_key
+
+Each name=value becomes a JSON field (a value that reads as JSON is sent as such: 7, true, [3, 5]).
+The key comes from key_file.json (TorchServe's inference key) or a plain key file (.api_key).
+"""
+import argparse
+import json
+import os
+import sys
+
+import requests
+
+from scripts.grpc_client import inference_key
+from scripts.grpc_stubs import ROOT
+from scripts.progress_bar import StreamFailed, follow
+
+
+def fields_of(pairs) -> dict:
+    fields = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            sys.exit(f"error: {pair!r}: expected name=value")
+        try:
+            fields[name] = json.loads(value)
+        except ValueError:
+            fields[name] = value
+    return fields
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("fields", nargs="*", help="name=value")
+    parser.add_argument("--url", default="http://127.0.0.1:8080")
+    parser.add_argument("--key-file", default=os.path.join(ROOT, "key_file.json"))
+    parser.add_argument("--stream", action="store_true", help="visualize: progress events, then the PNG")
+    parser.add_argument("-o", "--output", help="write the answer here (default: stdout)")
+    args = parser.parse_args()
+    fields = fields_of(args.fields)
+    if args.stream:
+        fields["stream"] = True
+    headers = {"Authorization": f"Bearer {inference_key(args.key_file)}"}
+    with requests.post(f"{args.url}/predictions/{args.model}", json=fields, headers=headers, stream=args.stream,
+                       timeout=3600) as response:
+        if response.status_code != 200:
+            sys.exit(f"HTTP {response.status_code}: {response.text}")
+        if args.stream and response.headers.get("Content-Type") == "application/x-ndjson":
+            try:
+                body, done = follow(json.loads(line) for line in response.iter_lines() if line)
+            except StreamFailed as error:
+                sys.exit(f"error: {error}")
+            print(json.dumps(done), file=sys.stderr)
+        else:
+            body = response.content
+    if args.output:
+        with open(args.output, "wb") as f:
+            f.write(body)
+    else:
+        sys.stdout.buffer.write(body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""visualize with stream: true against the real TorchServe: HTTP chunks and gRPC StreamPredictions."""
+import base64
+import concurrent.futures
+import json
+import os
+
+import grpc
+import pytest
+import requests
+
+from scripts.grpc_stubs import load
+
+SCHEDULE = {"layer": 7, "size": 16, "upscaling_steps": 4, "opt_steps": 2}
+SIDES = [16, 19, 22, 26]
+
+
+def http_stream(api, fields):
+    """(status, content type, headers, the NDJSON lines as they came)."""
+    with requests.post(f"{api.inference}/predictions/visualize", json=fields, headers=api.auth, stream=True,
+                       timeout=300) as response:
+        lines = [json.loads(line) for line in response.iter_lines() if line]
+        return response.status_code, response.headers["Content-Type"], response.headers, lines
+
+
+def grpc_stream(served, fields):
+    messages, stubs = load("inference")
+    inputs = {k: json.dumps(v).encode() for k, v in fields.items()}
+    address = f"127.0.0.1:{served['props']['grpc_inference_port']}"
+    with grpc.insecure_channel(address) as channel:
+        replies = stubs.InferenceAPIsServiceStub(channel).StreamPredictions(
+            messages.PredictionsRequest(model_name="visualize", input=inputs),
+            metadata=[("authorization", f"Bearer {served['keys']['inference']}")], timeout=300)
+        return [json.loads(reply.prediction) for reply in replies]
+
+
+def check_events(events, fields):
+    assert [e["event"] for e in events] == ["scale"] * len(SIDES) + ["done"]
+    assert [e["scale"] for e in events[:-1]] == [1, 2, 3, 4] and [e["side"] for e in events[:-1]] == SIDES
+    assert all(e["scales"] == 4 and isinstance(e["activation"], float) for e in events[:-1])
+    done = events[-1]
+    assert (done["filter"], done["layer"], done["cache"]) == (str(fields["filter"]), "7", "miss")
+    return base64.b64decode(done["png"])
+
+
+def test_an_http_stream_is_chunks_of_events_then_the_png_of_the_plain_answer(api):
+    fields = {**SCHEDULE, "filter": 31, "seed": 1}
+    status, content_type, headers, events = http_stream(api, {**fields, "stream": True})
+    assert status == 200 and content_type == "application/x-ndjson"
+    assert headers.get("Transfer-Encoding") == "chunked" and headers["X-Model-Version"] == "1.0"
+    png = check_events(events, fields)
+    plain = api.visualize(fields)
+    assert plain.headers["X-Cache"] == "hit" and png == plain.content
+
+    status, _, _, again = http_stream(api, {**fields, "stream": True})
+    assert status == 200 and [e["event"] for e in again] == ["done"] and again[0]["cache"] == "hit"
+    assert base64.b64decode(again[0]["png"]) == png
+
+
+def test_a_grpc_stream_is_a_message_per_event(api, served):
+    fields = {**SCHEDULE, "filter": 32, "seed": 2}
+    png = check_events(grpc_stream(served, {**fields, "stream": True}), fields)
+    assert png == api.visualize(fields).content
+
+
+@pytest.mark.parametrize("fields, field", [({"stream": True, **SCHEDULE}, "filter"),
+                                           ({"filter": 1, "stream": "soon", **SCHEDULE}, "stream")])
+def test_a_bad_streamed_request_gets_its_4xx_before_any_event(api, served, fields, field):
+    response = api.visualize(fields)
+    assert response.status_code == 400 and response.headers["Content-Type"] == "application/json"
+    assert response.json()["field"] == field
+    with pytest.raises(grpc.RpcError) as caught:
+        grpc_stream(served, fields)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in caught.value.details()
+
+
+def test_two_streamed_requests_in_one_batch_each_get_their_own_events(api, served):
+    log = os.path.join(served["work"], "logs", "model_log.log")
+    for attempt in range(4):  # until the two arrive within one batch window (20 ms)
+        before = open(log).read().count("visualize: a batch of 2 requests, 2 streamed")
+        fields = [{**SCHEDULE, "filter": 40 + 2 * attempt + k, "seed": 9} for k in (0, 1)]
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            streams = list(pool.map(lambda f: http_stream(api, {**f, "stream": True}), fields))
+        for (status, _, _, events), one in zip(streams, fields):
+            assert status == 200
+            assert check_events(events, one) == api.visualize(one).content
+        if open(log).read().count("visualize: a batch of 2 requests, 2 streamed") > before:
+            return
+    pytest.fail("the two requests never shared a batch in 4 tries")

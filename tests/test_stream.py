@@ -1,0 +1,141 @@
+"""visualize with stream: true through the handler: NDJSON events as the work goes, each request of
+a batch its own, then `done` with the same PNG as the answer without streaming."""
+import base64
+import io
+import json
+
+import pytest
+from PIL import Image
+from ts.context import RequestProcessor
+
+import featureviz_handler
+from conftest import TINY
+from test_handler import HTTP_HEADERS, make_context, make_handler
+
+SCHEDULE = {"size": 16, "upscaling_steps": 3, "opt_steps": 2}
+
+
+@pytest.fixture(scope="module")
+def handler(model_dir):
+    return make_handler("visualize", model_dir)
+
+
+def streamed(handler, bodies, monkeypatch):
+    """The handler's answers, and what it sent while working: request index -> [(type, headers, line)]."""
+    sent = {}
+
+    def send(ret, req_id_map, message, code, context):
+        assert code == 200 and list(req_id_map) == list(ret) and len(ret) == 1
+        (idx, data), = ret.items()
+        assert req_id_map[idx] == f"request-{idx}" and data.endswith(b"\n") and data.count(b"\n") == 1
+        sent.setdefault(idx, []).append((context.get_response_content_type(idx),
+                                         dict(context.get_response_headers(idx)), json.loads(data)))
+
+    monkeypatch.setattr(featureviz_handler, "send_intermediate_predict_response", send)
+    context = make_context(*handler.made_with)
+    context.request_processor = [RequestProcessor(dict(HTTP_HEADERS)) for _ in bodies]
+    context.request_ids = {i: f"request-{i}" for i in range(len(bodies))}
+    out = handler.handle([{"body": body} for body in bodies], context)
+    statuses = [context.get_response_status(i)[0] or 200 for i in range(len(bodies))]
+    types = [context.get_response_content_type(i) for i in range(len(bodies))]
+    return out, statuses, types, sent
+
+
+def plain(handler, fields):
+    return handler.handle([{"body": fields}], _context(handler))[0]
+
+
+def _context(handler):
+    context = make_context(*handler.made_with)
+    context.request_processor = [RequestProcessor(dict(HTTP_HEADERS))]
+    return context
+
+
+def test_a_stream_is_a_scale_event_per_scale_then_done_with_the_plain_png(handler, monkeypatch):
+    fields = {"layer": 7, "filter": 17, "seed": 5, **SCHEDULE}
+    out, statuses, types, sent = streamed(handler, [{**fields, "stream": True}], monkeypatch)
+    assert statuses == [200] and types == ["application/x-ndjson"]
+    events = [event for _, _, event in sent[0]]
+    assert [e["event"] for e in events] == ["scale"] * 3
+    assert [e["scale"] for e in events] == [1, 2, 3] and {e["scales"] for e in events} == {3}
+    assert [e["side"] for e in events] == [16, 19, 22]  # int(1.2 * side)
+    assert all(isinstance(e["activation"], float) and e["elapsed_s"] >= 0 for e in events)
+    assert all(t == "application/x-ndjson" and h["X-Model-Version"] == "1.0" for t, h, _ in sent[0])
+    done = json.loads(out[0])
+    assert out[0].count(b"\n") == 1 and done["event"] == "done" and done["cache"] == "miss"
+    png = base64.b64decode(done["png"])
+    assert png == plain(handler, fields)
+    text = Image.open(io.BytesIO(png)).text
+    assert {k: done[k] for k in text} == text  # the PNG's text fields, as the PNG carries them
+    assert float(done["activation_final"]) == pytest.approx(events[-1]["activation"], rel=0.5)
+
+
+def test_a_cache_hit_streams_only_done(handler, monkeypatch):
+    fields = {"layer": 7, "filter": 18, **SCHEDULE}
+    first = plain(handler, fields)
+    out, statuses, _, sent = streamed(handler, [{**fields, "stream": True}], monkeypatch)
+    assert statuses == [200] and sent == {}
+    done = json.loads(out[0])
+    assert done["cache"] == "hit" and base64.b64decode(done["png"]) == first
+
+
+def test_requests_of_one_batch_each_get_their_own_events(handler, monkeypatch):
+    one = {"layer": 7, "filter": 19, "stream": True, **SCHEDULE}
+    grid = {"layer": 7, "filters": [20, 21], "stream": True, "preview": True, **SCHEDULE}
+    quiet = {"layer": 7, "filter": 22, **SCHEDULE}
+    out, statuses, types, sent = streamed(handler, [one, grid, quiet, {"layer": 7, "stream": True}], monkeypatch)
+    assert statuses == [200, 200, 200, 400]
+    assert types == ["application/x-ndjson", "application/x-ndjson", "image/png", "application/json"]
+    assert set(sent) == {0, 1}  # nothing for the plain request, nothing for the refused one
+    assert [e["scale"] for _, _, e in sent[0]] == [1, 2, 3] and "filters" not in sent[0][0][2]
+    grid_events = [e for _, _, e in sent[1]]
+    assert [e["scale"] for e in grid_events] == [1, 2, 3]
+    assert all(e["filters"] == [20, 21] and len(e["activations"]) == 2 for e in grid_events)
+    thumbnail = Image.open(io.BytesIO(base64.b64decode(grid_events[-1]["previews"][1])))
+    assert thumbnail.size == (22, 22)  # at most 64 px: the last scale's side here
+    assert json.loads(out[3])["field"] == "filter"
+    grid_png = base64.b64decode(json.loads(out[1])["png"])
+    assert grid_png == plain(handler, {k: v for k, v in grid.items() if k not in ("stream", "preview")})
+
+
+def test_a_failure_after_the_stream_began_ends_it_with_an_error_line(handler, monkeypatch):
+    from featureviz.service import visualize_batch
+    real = visualize_batch.run_visualize
+
+    def fails_after_a_scale(features, requests, precision, on_scale=None):
+        def then_fail(*args):
+            on_scale(*args)
+            raise RuntimeError("a worker error")
+        return real(features, requests, precision, then_fail)
+
+    monkeypatch.setattr(visualize_batch, "run_visualize", fails_after_a_scale)
+    out, statuses, types, sent = streamed(handler, [{"layer": 7, "filter": 23, "stream": True, **SCHEDULE}],
+                                          monkeypatch)
+    assert [e["event"] for _, _, e in sent[0]] == ["scale"]
+    assert statuses == [200] and types == ["application/x-ndjson"]
+    error = json.loads(out[0])
+    assert error["event"] == "error" and error["code"] == 500 and error["type"] == "InternalServerError"
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"filter": 1, "stream": "maybe"}, "stream"),
+    ({"filter": 1, "preview": True}, "preview"),
+])
+def test_bad_stream_fields_are_refused_before_anything_is_sent(handler, monkeypatch, fields, field):
+    out, statuses, types, sent = streamed(handler, [{**fields, **TINY}], monkeypatch)
+    assert statuses == [400] and sent == {} and json.loads(out[0])["field"] == field
+
+
+def test_the_clients_follow_events_to_the_png_and_stop_on_an_error():
+    from scripts.progress_bar import StreamFailed, follow
+    out = io.StringIO()
+    png = b"\x89PNG not really"
+    events = [{"event": "scale", "scale": i, "scales": 3, "side": 16 + i, "activation": 0.5 * i} for i in (1, 2, 3)]
+    got, done = follow(iter(events + [{"event": "done", "png": base64.b64encode(png).decode(), "cache": "miss"}]), out)
+    assert (got, done) == (png, {"event": "done", "cache": "miss"})
+    assert "3/3" in out.getvalue() and "activation=1.5" in out.getvalue()
+    with pytest.raises(StreamFailed, match="507 BadRequest: size: too large"):
+        follow(iter(events[:1] + [{"event": "error", "code": 507, "type": "BadRequest", "message": "size: too large"}]),
+               io.StringIO())
+    with pytest.raises(StreamFailed, match="without a done"):
+        follow(iter(events), io.StringIO())
