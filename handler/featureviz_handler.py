@@ -30,7 +30,14 @@ class FeatureVizHandler(BaseHandler):
         with open(os.path.join(model_dir, "weights.json")) as f:
             weights = json.load(f)
         state_dict = load_state_dict(os.path.join(model_dir, context.manifest["model"]["serializedFile"]))
-        settings = Settings.read((getattr(context, "model_yaml_config", None) or {}).get("handler", {}))
+        config = (getattr(context, "model_yaml_config", None) or {}).get("handler", {})
+        settings = Settings.read(config)
+        # TorchServe 0.12 does not tell a handler whether a gRPC request came by Predictions or
+        # StreamPredictions, and a progress part sent to a unary Predictions call breaks that
+        # worker for good (the frontend fails on the next part and keeps the dead worker READY).
+        # So gRPC gets progress only where every client sends `stream` by StreamPredictions.
+        self.grpc_stream = str(os.environ.get("FEATUREVIZ_GRPC_STREAM") or config.get("grpc_stream", False)).lower() \
+            in ("1", "true", "yes")
         version = context.manifest["model"].get("modelVersion", "")
         self.service = Service(context.model_name, state_dict, weights, version, device, settings)
         self.initialized = True
@@ -47,15 +54,18 @@ class FeatureVizHandler(BaseHandler):
         """Not BaseHandler's: no inference_mode here (visualize needs gradients of the pixels)."""
         return self.service.run(requests, emit=self._send_progress)
 
-    def _send_progress(self, idx, content_type, headers, data):
+    def _send_progress(self, idx, content_type, headers, data) -> bool:
         """One part of request idx's streamed answer, now: an HTTP chunk, a gRPC StreamPredictions
-        message. The first part carries the answer's status and headers."""
+        message (where grpc_stream allows). The first part carries the answer's status and headers."""
+        if self._over_grpc(idx) and not self.grpc_stream:
+            return False
         context = self.context
         for name, value in headers.items():
             context.set_response_header(idx, name, value)
         context.set_response_content_type(idx, content_type)
         send_intermediate_predict_response({idx: data}, {idx: context.request_ids[idx]},
                                            "Intermediate Prediction success", 200, context)
+        return True
 
     def postprocess(self, batch):
         context = self.context

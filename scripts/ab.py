@@ -39,6 +39,7 @@ http {{
     client_max_body_size 8m;
     proxy_read_timeout 3600s;
     proxy_send_timeout 3600s;
+    proxy_buffering off;  # streamed answers reach the client chunk by chunk
     map $http_x_client_id $ab_client {{
         "" $remote_addr;
         default $http_x_client_id;

@@ -107,8 +107,9 @@ def served(tmp_path_factory):
     tmpdir = work / "tmp"
     tmpdir.mkdir()
     try:
+        # gRPC progress on (test_e2e_stream): the suite's gRPC clients send stream by StreamPredictions.
         props = server.start(str(work / "config.properties"), workdir=str(work), model_store=str(store),
-                             tmpdir=str(tmpdir), timeout=300)
+                             tmpdir=str(tmpdir), timeout=300, environ={"FEATUREVIZ_GRPC_STREAM": "1"})
         yield {"props": props, "keys": server.keys(str(work)), "work": work}
     finally:
         server.stop(str(tmpdir))

@@ -1,6 +1,7 @@
 """The cluster on loopback, as `make serve-cluster` runs it: two TorchServe replicas (token auth off)
 sharing one result cache, behind the gateway (deploy/gateway: nginx with the API key, gRPC, /ping
 from each replica's readiness check). Real processes; every wait is bounded."""
+import json
 import os
 import time
 from types import SimpleNamespace
@@ -150,6 +151,15 @@ def test_a_visualize_made_on_one_replica_is_a_cache_hit_on_the_other(cluster):
             break
     assert again.headers["X-Served-By"] != first.headers["X-Served-By"]
     assert again.headers["X-Cache"] == "hit" and again.content == first.content
+
+
+def test_a_stream_passes_the_gateway_event_by_event(cluster):
+    fields = {"layer": 7, "filter": 5, "size": 16, "upscaling_steps": 3, "opt_steps": 2, "stream": True}
+    with requests.post(f"{HTTP}/predictions/visualize", json=fields, headers=AUTH, stream=True, timeout=120) as r:
+        assert r.status_code == 200 and r.headers["Content-Type"] == "application/x-ndjson"
+        assert r.headers["X-Served-By"] in ("replica-0", "replica-1")
+        events = [json.loads(line) for line in r.iter_lines() if line]
+    assert [e["event"] for e in events] == ["scale", "scale", "scale", "done"]
 
 
 def test_the_metrics_of_a_replica_pass_the_gateway(cluster):

@@ -20,7 +20,7 @@ def handler(model_dir):
     return make_handler("visualize", model_dir)
 
 
-def streamed(handler, bodies, monkeypatch):
+def streamed(handler, bodies, monkeypatch, headers=HTTP_HEADERS):
     """The handler's answers, and what it sent while working: request index -> [(type, headers, line)]."""
     sent = {}
 
@@ -33,7 +33,7 @@ def streamed(handler, bodies, monkeypatch):
 
     monkeypatch.setattr(featureviz_handler, "send_intermediate_predict_response", send)
     context = make_context(*handler.made_with)
-    context.request_processor = [RequestProcessor(dict(HTTP_HEADERS)) for _ in bodies]
+    context.request_processor = [RequestProcessor(dict(headers)) for _ in bodies]
     context.request_ids = {i: f"request-{i}" for i in range(len(bodies))}
     out = handler.handle([{"body": body} for body in bodies], context)
     statuses = [context.get_response_status(i)[0] or 200 for i in range(len(bodies))]
@@ -115,6 +115,19 @@ def test_a_failure_after_the_stream_began_ends_it_with_an_error_line(handler, mo
     assert statuses == [200] and types == ["application/x-ndjson"]
     error = json.loads(out[0])
     assert error["event"] == "error" and error["code"] == 500 and error["type"] == "InternalServerError"
+
+
+def test_grpc_gets_progress_only_where_grpc_stream_is_on(handler, monkeypatch):
+    fields = {"layer": 7, "filter": 24, "stream": True, **SCHEDULE}
+    assert handler.grpc_stream is False  # model-config.yaml's default
+    out, statuses, types, sent = streamed(handler, [fields], monkeypatch, headers={})
+    assert statuses == [200] and sent == {}
+    done = json.loads(out[0])
+    assert done["event"] == "done" and done["cache"] == "miss"
+
+    monkeypatch.setattr(handler, "grpc_stream", True)
+    out, _, _, sent = streamed(handler, [{**fields, "filter": 25}], monkeypatch, headers={})
+    assert [e["event"] for _, _, e in sent[0]] == ["scale"] * 3 and json.loads(out[0])["event"] == "done"
 
 
 @pytest.mark.parametrize("fields, field", [

@@ -85,8 +85,8 @@ class Service:
         if index is None or self._emit is None:
             return
         event["elapsed_s"] = round(time.monotonic() - self._started, 3)
-        self._emit(index, progress.CONTENT_TYPE, self.provenance.headers(), progress.line(event))
-        self._began.add(index)
+        if self._emit(index, progress.CONTENT_TYPE, self.provenance.headers(), progress.line(event)) is not False:
+            self._began.add(index)
 
     def parse(self, body, parts: dict):
         """A request's body (a decoded JSON object, raw bytes or None) and named parts -> the
@@ -118,7 +118,8 @@ class Service:
         The instances of a body run in the batch as requests of their own.
 
         `emit(index, content_type, headers, data)` sends a streamed request's progress while the
-        batch runs; its answer is then the stream's last line."""
+        batch runs (False: it could not, and the request gets only the last line); its answer is
+        then the stream's last line."""
         self._metrics = []
         self._emit, self._started, self._began = emit, time.monotonic(), set()
         self._streams = {id(r): i for i, r in enumerate(requests) if getattr(r, "stream", False)}
