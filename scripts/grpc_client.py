@@ -56,6 +56,15 @@ def stream_predict(address: str, key: str, model: str, inputs: dict, version: st
             yield response.prediction
 
 
+def write_answer(body: bytes, path: str | None):
+    """To the file at path, or to stdout."""
+    if path:
+        with open(path, "wb") as f:
+            f.write(body)
+    else:
+        sys.stdout.buffer.write(body)
+
+
 def parse_inputs(pairs):
     inputs = {}
     for pair in pairs:
@@ -93,11 +102,7 @@ def main():
         sys.exit(f"{error.code().name}: {error.details()}")
     except StreamFailed as error:
         sys.exit(f"error: {error}")
-    if args.output:
-        with open(args.output, "wb") as f:
-            f.write(prediction)
-    else:
-        sys.stdout.buffer.write(prediction)
+    write_answer(prediction, args.output)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 
 import requests
 
-from scripts.grpc_client import inference_key
+from scripts.grpc_client import inference_key, write_answer
 from scripts.grpc_stubs import ROOT
 from scripts.progress_bar import StreamFailed, follow
 
@@ -56,11 +56,7 @@ def main():
             print(json.dumps(done), file=sys.stderr)
         else:
             body = response.content
-    if args.output:
-        with open(args.output, "wb") as f:
-            f.write(body)
-    else:
-        sys.stdout.buffer.write(body)
+    write_answer(body, args.output)
 
 
 if __name__ == "__main__":
