@@ -41,3 +41,18 @@ def test_an_entry_larger_than_the_cache_is_not_kept(tmp_path):
     cache = ResultCache(str(tmp_path), 10)
     cache.put("big", bytes(11))
     assert cache.get("big") is None
+
+
+def test_a_cache_that_cannot_write_or_read_makes_misses_not_failures(tmp_path, monkeypatch, caplog):
+    cache = ResultCache(str(tmp_path), 1000)
+    key = cache_key(layer=7, filter=3)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", full_disk)
+        assert cache.put(key, b"png bytes") is False
+    assert "could not be saved" in caplog.text and "No space left" in caplog.text
+    assert os.listdir(tmp_path) == [] and cache.get(key) is None  # no temp file left behind
+    os.mkdir(cache._path(key))  # something unreadable where the entry would be
+    assert cache.get(key) is None and "could not be read" in caplog.text

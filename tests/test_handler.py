@@ -363,3 +363,15 @@ def test_an_internal_error_while_parsing_refuses_that_request_alone(explain_hand
     out, statuses, types, _ = call(handler, [{"body": {"size": 40}}, {"body": {"size": 64, "output": "json"}}])
     assert statuses == [500, 200] and json.loads(out[0])["type"] == "InternalServerError"
     assert json.loads(out[1])["input_size"] == 64
+
+
+def test_a_result_that_cannot_be_cached_is_still_answered(handlers, monkeypatch):
+    fields = {"layer": 7, "filter": 27, **TINY}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "replace", full_disk)
+    out, statuses, types, headers = call(handlers["visualize"], [{"body": fields}, {"body": {**fields, "filter": 28}}])
+    assert statuses == [200, 200] and types == ["image/png", "image/png"]
+    assert [h["X-Cache"] for h in headers] == ["miss", "miss"]
+    assert out[0] == lone_png(handlers["visualize"], fields)

@@ -1,8 +1,14 @@
-"""A bounded on-disk cache of results, shared by workers: atomic writes, oldest-first eviction."""
+"""A bounded on-disk cache of results, shared by workers: atomic writes, oldest-first eviction.
+
+Best effort: a folder that cannot be read or written (a full disk, a shared volume gone) makes
+misses and unsaved results, logged, never a failed request."""
 import hashlib
 import json
+import logging
 import os
 import tempfile
+
+logger = logging.getLogger(__name__)
 
 
 def cache_key(**parts) -> str:
@@ -24,20 +30,35 @@ class ResultCache:
         try:
             with open(path, "rb") as f:
                 data = f.read()
-            os.utime(path)  # recently used: evicted last
-            return data
         except FileNotFoundError:
             return None
+        except OSError as error:
+            logger.warning("result cache: %s could not be read (%s); computing instead", path, error)
+            return None
+        try:
+            os.utime(path)  # recently used: evicted last
+        except OSError:
+            pass  # evicted meanwhile, or a read-only share: the bytes are good
+        return data
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes) -> bool:
+        """Whether the result was saved."""
         if len(data) > self.max_bytes:
-            return
-        # Write aside, then rename: another worker reads the whole file or none of it.
-        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, self._path(key))
+            return False
+        tmp = None
+        try:
+            # Write aside, then rename: another worker reads the whole file or none of it.
+            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, self._path(key))
+        except OSError as error:
+            logger.warning("result cache: a result could not be saved in %s (%s)", self.folder, error)
+            if tmp is not None and os.path.exists(tmp):
+                os.remove(tmp)
+            return False
         self._evict()
+        return True
 
     def _evict(self) -> None:
         entries = []
