@@ -151,9 +151,9 @@ def test_a_batch_optimizes_each_layer_and_schedule_together_and_each_image_is_th
     handler = handlers["visualize"]
     batches, engine = [], run_visualize
 
-    def recorded(features, batch, precision):
+    def recorded(features, batch, precision, on_scale=None):
         batches.append([(r.layer, r.filter) for r in batch])
-        return engine(features, batch, precision)
+        return engine(features, batch, precision, on_scale)
 
     monkeypatch.setattr(ENGINE, recorded)
     # Sides 180, then 216: batch-invariant on our CPUs (tests/test_batching.py); a seed of its own.
@@ -178,11 +178,11 @@ def test_images_that_do_not_fit_together_are_optimized_one_by_one_and_only_a_lon
         handlers, monkeypatch):
     batches, engine = [], run_visualize
 
-    def memory_for_two_small_images(features, batch, precision):
+    def memory_for_two_small_images(features, batch, precision, on_scale=None):
         batches.append([r.filter for r in batch])
         if len(batch) > 1 or batch[0].schedule.size > 16:
             raise torch.OutOfMemoryError("out of memory")
-        return engine(features, batch, precision)
+        return engine(features, batch, precision, on_scale)
 
     monkeypatch.setattr(ENGINE, memory_for_two_small_images)
     fields = {"layer": 7, **TINY, "seed": 41}
@@ -332,10 +332,10 @@ def test_a_body_nested_too_deep_is_a_400_naming_the_body_and_its_batch_succeeds(
 def test_an_internal_error_refuses_its_request_alone_with_a_500_json(handlers, monkeypatch):
     engine = run_visualize
 
-    def fails_for_filter_3(features, batch, precision):
+    def fails_for_filter_3(features, batch, precision, on_scale=None):
         if any(r.filter == 3 for r in batch):
             raise RuntimeError("a bug of ours")
-        return engine(features, batch, precision)
+        return engine(features, batch, precision, on_scale)
 
     monkeypatch.setattr(ENGINE, fails_for_filter_3)
     fields = {"layer": 7, **TINY, "seed": 52}
