@@ -53,10 +53,8 @@ class Layout:
 
 def replica_config(i: int, layout: Layout, model_store: str, models: list[str] | None = None) -> str:
     """The container configuration with replica i's ports, the model store, and (for tests) fewer models."""
-    text = open(CONTAINER_CONFIG).read()
-    ports = layout.ports(i)
-    text = re.sub(r"(?<=[:=])(%s)\b" % "|".join(CONTAINER_PORTS), lambda m: str(ports[m.group(1)]), text)
-    text = re.sub(r"^model_store=.*$", f"model_store={model_store}", text, flags=re.M)
+    ports = {port: number for port, number in layout.ports(i).items() if port in CONTAINER_PORTS}
+    text = server.remap(open(CONTAINER_CONFIG).read(), ports, model_store)
     if models is not None:
         loaded = dict(e.split("=", 1) for e in server.read_properties(CONTAINER_CONFIG)["load_models"].split(","))
         entries = ",".join(f"{name}={loaded[name]}" for name in models)
@@ -188,6 +186,7 @@ class Cluster:
             return int(f.read().strip())
 
     def stop(self):
+        self.state = {"replicas": [], "gateway": None}
         path = os.path.join(self.state_dir, "state.json")
         if not os.path.exists(path):
             return
@@ -248,7 +247,7 @@ def main():
         return
     if not 1 <= args.replicas <= 8:
         sys.exit("error: REPLICAS must be between 1 and 8")
-    key, key_file = api_key(args.api_key)
+    _, key_file = api_key(args.api_key)
     start(args.replicas, key_file, os.path.join(ROOT, "model_store"), args.cache_dir, cluster,
           timeout=args.timeout)
     layout = cluster.layout

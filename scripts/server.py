@@ -11,6 +11,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -64,6 +65,14 @@ def call(url: str, token: str | None = None, method: str = "GET", timeout: float
                                      headers={"Authorization": f"Bearer {token}"} if token else {})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.read()
+
+
+def remap(config_text: str, ports: dict, model_store: str) -> str:
+    """A config.properties text on other ports ({"8080": 18080, ...}: each old port number that
+    follows ':' or '=') and with another model store; everything else as it was."""
+    pattern = r"(?<=[:=])(%s)\b" % "|".join(map(re.escape, map(str, ports)))
+    text = re.sub(pattern, lambda m: str(ports[m.group(1)]), config_text)
+    return re.sub(r"^model_store=.*$", f"model_store={model_store}", text, flags=re.M)
 
 
 def token_auth(props: dict) -> bool:

@@ -1,6 +1,5 @@
 import json
 import os
-import re
 import sys
 import tempfile
 from types import SimpleNamespace
@@ -99,9 +98,7 @@ def served(tmp_path_factory):
     work = tmp_path_factory.mktemp("torchserve")
     store = work / "model_store"
     build_archive.build("random", "1.0", str(store))
-    config = open(os.path.join(ROOT, "config.properties")).read()
-    config = re.sub(r"(?<=[:=])(8080|8081|8082|7070|7071)\b", lambda m: PORTS[m.group(1)], config)
-    config = re.sub(r"^model_store=.*$", f"model_store={store}", config, flags=re.M)
+    config = server.remap(open(os.path.join(ROOT, "config.properties")).read(), PORTS, str(store))
     config += "\ninitial_worker_port=19000\n"
     (work / "config.properties").write_text(config)
     tmpdir = work / "tmp"

@@ -6,7 +6,6 @@ the snapshot, and v1 predictions."""
 import base64
 import json
 import os
-import re
 
 import pytest
 import requests
@@ -22,10 +21,8 @@ PORTS = {"8085": "18185", "8082": "18182", "7070": "17170", "7071": "17171"}
 @pytest.fixture(scope="module")
 def kserve(served, tmp_path_factory):
     work = tmp_path_factory.mktemp("kserve")
-    text = open(CONFIG).read()
-    text = re.sub(r"(?<=[:=])(%s)\b" % "|".join(PORTS), lambda m: PORTS[m.group(1)], text)
+    text = server.remap(open(CONFIG).read(), PORTS, str(served["work"] / "model_store"))
     text = text.replace("0.0.0.0", "127.0.0.1")
-    text = re.sub(r"^model_store=.*$", f"model_store={served['work'] / 'model_store'}", text, flags=re.M)
     (work / "config.properties").write_text(text + "initial_worker_port=19600\n")
     tmpdir = work / "tmp"
     tmpdir.mkdir()
