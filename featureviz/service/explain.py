@@ -172,6 +172,7 @@ class Explanation:
     run: callable  # (model, ImageRequest) -> Result
     check: callable = lambda values, model: None
     takes_image: bool = True
+    needs_classifier: bool = False  # reads class scores
 
     def parser(self, name):
         def parse(fields: dict, model) -> ImageRequest:
@@ -190,10 +191,10 @@ class Explanation:
 EXPLANATIONS = {
     "deconv": Explanation([Field("layer", int, 30, *LAYER), FILTER, SIZE, OUTPUT], _deconv, _check_deconv),
     "saliency": Explanation([Field("method", str, "vanilla", choices=SALIENCY_METHODS), TARGET, SIZE, OUTPUT],
-                            _saliency),
-    "gradcam": Explanation([Field("layer", int, 42, *LAYER), TARGET, SIZE, OUTPUT], _gradcam),
+                            _saliency, needs_classifier=True),
+    "gradcam": Explanation([Field("layer", int, 42, *LAYER), TARGET, SIZE, OUTPUT], _gradcam, needs_classifier=True),
     "occlusion": Explanation([Field("window", int, 32, 1, MAX_IMAGE_SIDE), Field("stride", int, 16, 1, MAX_IMAGE_SIDE),
-                              TARGET, SIZE, OUTPUT], _occlusion, _check_occlusion),
+                              TARGET, SIZE, OUTPUT], _occlusion, _check_occlusion, needs_classifier=True),
     "layers": Explanation([Field("size", int, 224, 32, 1024), OUTPUT], _layers, takes_image=False),
     "filters": Explanation([Field("layer", int, 0, *LAYER), FILTER, OUTPUT], _filters, _check_filters,
                            takes_image=False),

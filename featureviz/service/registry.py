@@ -20,12 +20,14 @@ class Operation:
     run: Callable  # (worker, requests) -> a Result or BadRequest for each
     body_is_image: bool
     memory_hint: str = "lower size"  # what to lower when a request does not fit in memory
+    needs_classifier: bool = False  # refused where the weights have none
 
 
 OPERATIONS = {op.name: op for op in [
     Operation("visualize", VISUALIZE_FIELDS, parse_visualize, visualize_batch.run, body_is_image=False,
               memory_hint=visualize_batch.MEMORY_HINT),
     Operation("activations", ACTIVATIONS_FIELDS, parse_activations, run_activations, body_is_image=True),
-    *[Operation(name, e.fields, e.parser(name), e.runner(), body_is_image=e.takes_image)
+    *[Operation(name, e.fields, e.parser(name), e.runner(), body_is_image=e.takes_image,
+                needs_classifier=e.needs_classifier)
       for name, e in EXPLANATIONS.items()],
 ]}

@@ -55,20 +55,22 @@ class Provenance:
     version: str
     weights: dict
 
+    @property
+    def has_classifier(self) -> bool:
+        return self.weights.get("classifier", True)
+
     def note(self) -> dict:
         w = self.weights
-        description = UNTRAINED if not w["trained"] else f"{w['source']} (sha256 {w['sha256'][:12]})"
-        return {"source": w["source"], "trained": w["trained"], "sha256": w["sha256"], "description": description}
+        description = UNTRAINED if not w["trained"] else f"{w.get('description', w['source'])} (sha256 {w['sha256'][:12]})"
+        return {"source": w["source"], "trained": w["trained"], "classifier": self.has_classifier,
+                "sha256": w["sha256"], "description": description}
 
     def text(self) -> dict:
         """What every PNG says in its text."""
         return {"model_version": self.version, "weights": self.note()["description"]}
 
     def headers(self) -> dict:
-        headers = {"X-Model-Version": self.version}
-        if not self.weights["trained"]:
-            headers["X-Weights"] = UNTRAINED
-        return headers
+        return {"X-Model-Version": self.version, "X-Weights": self.note()["description"]}
 
 
 def answer(outcome: Result | BadRequest, provenance: Provenance) -> Answer:

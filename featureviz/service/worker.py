@@ -93,6 +93,10 @@ class Service:
         operation's request (or Instances of them, for KServe's v1 protocol), or the refusal
         that answers it."""
         try:
+            if self.operation.needs_classifier and not self.provenance.has_classifier:
+                raise BadRequest("weights", f"these weights have no classifier ({self.provenance.note()['description']}), "
+                                            f"and {self.operation.name} needs class scores; serve weights with one "
+                                            "(imagenet, or a Keras VGG-16 file saved with its top)")
             if is_instances(body):
                 return self._parse_instances(body)
             return self.operation.parse(request_fields(body, parts, self.operation.body_is_image), self.model)

