@@ -1,4 +1,4 @@
-# make serve [WEIGHTS=imagenet|random|/path/to/vgg16_bn.pth] [VERSION=1.0]  |  make stop  |  make test
+# make serve [WEIGHTS=imagenet|random|keras:PATH|hed|/path/to/vgg16_bn.pth] [VERSION=1.0]  |  make stop  |  make test
 # make serve-ab [WEIGHTS_B=...] [AB_PERCENT=10]: versions 1.0 and 2.0 side by side, nginx on :8090
 # make serve-cluster [REPLICAS=2] [API_KEY=...]: TorchServe replicas behind the API-key gateway on :8090 (gRPC :9070)
 PYTHON ?= python3
@@ -13,7 +13,7 @@ AB_PERCENT ?= 10
 REPLICAS ?= 2
 API_KEY ?=
 
-.PHONY: venv archive serve serve-ab serve-cluster nginx stop test clean
+.PHONY: venv archive serve serve-ab serve-cluster nginx chromium gallery stop test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,12 +45,21 @@ nginx:
 	@{ command -v nginx >/dev/null || test -x /usr/sbin/nginx; } && command -v envsubst >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light gettext-base; }
 
+# Debian's Chromium, headless, for the gallery's browser test (needs root, as nginx).
+chromium:
+	@command -v chromium >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; }
+
+# The served pictures of layer 40's first 16 filters as a static page: gallery/index.html.
+gallery: venv
+	$(BIN)/python -m scripts.gallery --layers $(or $(LAYERS),40) --filters $(or $(FILTERS),0-15) --out gallery
+
 stop: venv
 	$(BIN)/python -m scripts.ab stop
 	$(BIN)/python -m scripts.cluster stop
 	$(BIN)/python -m scripts.server stop
 
-test: venv nginx
+test: venv nginx chromium
 	$(BIN)/python -m pytest tests
 
 clean: stop

@@ -1,0 +1,212 @@
+"""A static HTML gallery of a served endpoint's feature visualizations: a grid per layer.
+
+    python -m scripts.gallery --layers 40 --filters 0-15 --out gallery
+    python -m scripts.gallery --url http://127.0.0.1:8090 --key-file .api_key --layers 7 14 40 --filters 0-63 \\
+        --field opt_steps=10 --out gallery
+
+For each layer and filter it asks `visualize` for the picture (the server's result cache answers a
+request it has made before) and `activations` for the picture's profile at that layer (how much
+each channel of the layer responds to it), and keeps both beside the page: a run that stopped
+resumes where it was. Each tile shows the filter's picture, its number and the activation reached;
+a click opens the full image, the request that made it and its profile. Open gallery/index.html.
+"""
+import argparse
+import html
+import io
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from PIL import Image
+from tqdm import tqdm
+
+from scripts.grpc_client import inference_key
+from scripts.grpc_stubs import ROOT
+from scripts.http_client import fields_of
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem; background: #111; color: #eee; }
+a { color: #9cf; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px; }
+.tile { display: block; background: #222; padding: 4px; text-decoration: none; color: #eee; }
+.tile img { width: 100%; display: block; image-rendering: auto; }
+.tile span { display: flex; justify-content: space-between; font-size: 0.8rem; padding: 2px; }
+img.broken { outline: 3px solid #f44; }
+pre { background: #222; padding: 0.8rem; overflow-x: auto; }
+.detail { display: flex; flex-wrap: wrap; gap: 1.5rem; align-items: flex-start; }
+.detail > img { max-width: 100%; }
+"""
+# Marks a picture that did not load, and says on the page how many did.
+CHECK_IMAGES = """
+window.addEventListener("load", () => {
+  const images = [...document.images];
+  const loaded = images.filter(img => img.complete && img.naturalWidth > 0);
+  images.filter(img => !loaded.includes(img)).forEach(img => img.classList.add("broken"));
+  document.documentElement.dataset.images = images.length;
+  document.documentElement.dataset.imagesLoaded = loaded.length;
+  document.getElementById("status").textContent = `${loaded.length} of ${images.length} pictures loaded`;
+});
+"""
+
+
+def filter_range(text: str) -> list[int]:
+    """"0-15" or "3,5,9-11" -> the filters."""
+    out = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        out += list(range(int(low), int(high or low) + 1))
+    return out
+
+
+class Endpoint:
+    def __init__(self, url: str, key: str | None, timeout: float = 3600):
+        self.url, self.timeout = url.rstrip("/"), timeout
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    def post(self, model: str, **kw) -> requests.Response:
+        response = requests.post(f"{self.url}/predictions/{model}", headers=self.headers, timeout=self.timeout, **kw)
+        if response.status_code != 200:
+            raise RuntimeError(f"{model}: HTTP {response.status_code}: {response.text[:300]}")
+        return response
+
+
+def tile_name(layer: int, filter: int) -> str:
+    return os.path.join(f"layer{layer}", f"filter_{filter:04d}")
+
+
+def make_tile(endpoint: Endpoint, out: str, layer: int, filter: int, extra: dict) -> dict:
+    """The picture and its record (request, activation, profile), made once: a record whose request
+    is this one is kept."""
+    name = tile_name(layer, filter)
+    record_path, png_path = os.path.join(out, name + ".json"), os.path.join(out, name + ".png")
+    request = {**extra, "layer": layer, "filter": filter}
+    if os.path.exists(record_path) and os.path.exists(png_path):
+        with open(record_path) as f:
+            record = json.load(f)
+        if record["request"] == request:
+            return record
+    answer = endpoint.post("visualize", json=request)
+    png = answer.content
+    picture = Image.open(io.BytesIO(png))
+    text, side = picture.text, picture.size[0]
+    profile = endpoint.post("activations", files={"data": ("picture.png", png, "image/png")},
+                            data={"layer": str(layer), "size": str(side)}).json()
+    record = {"url": endpoint.url, "request": request, "activation": float(text["activation_final"]),
+              "activation_start": float(text["activation_start"]), "side": side, "text": text,
+              "cache": answer.headers.get("X-Cache"), "profile": profile["means"], "top": profile["top"]}
+    os.makedirs(os.path.dirname(png_path), exist_ok=True)
+    with open(png_path + ".part", "wb") as f:
+        f.write(png)
+    os.replace(png_path + ".part", png_path)
+    with open(record_path + ".part", "w") as f:
+        json.dump(record, f)
+    os.replace(record_path + ".part", record_path)  # last: a record means its picture is there
+    return record
+
+
+def profile_svg(means: list[float], highlight: int, width: int = 640, height: int = 160) -> str:
+    """The layer's channel means as bars, the visualized filter's in orange."""
+    low, high = min(0.0, min(means)), max(1e-12, max(means))
+    step = width / len(means)
+    zero = height * high / (high - low)
+    bars = []
+    for i, value in enumerate(means):
+        top = zero - value / (high - low) * height
+        y, h = (top, zero - top) if value >= 0 else (zero, top - zero)
+        colour = "#f90" if i == highlight else "#69c"
+        bars.append(f'<rect x="{i * step:.2f}" y="{y:.2f}" width="{max(step, 1):.2f}" height="{max(h, 0.5):.2f}" '
+                    f'fill="{colour}"><title>channel {i}: {value:.4g}</title></rect>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" style="background:#222">{"".join(bars)}</svg>')
+
+
+def page(title: str, body: str) -> str:
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style><script>{CHECK_IMAGES}</script></head><body>{body}"
+            f"<p id=\"status\">pictures loading</p></body></html>\n")
+
+
+def detail_page(record: dict) -> str:
+    request, layer, filter = record["request"], record["request"]["layer"], record["request"]["filter"]
+    means = record["profile"]
+    rank = sorted(range(len(means)), key=lambda i: -means[i]).index(filter) + 1
+    curl = (f"curl -X POST {record['url']}/predictions/visualize -H 'Authorization: Bearer $KEY' "
+            f"-H 'Content-Type: application/json' -d '{json.dumps(request)}' -o filter.png")
+    body = (f'<p><a href="../index.html#layer{layer}">back to the gallery</a></p>'
+            f"<h1>Layer {layer}, filter {filter}</h1><div class=\"detail\">"
+            f'<img src="filter_{filter:04d}.png" alt="layer {layer} filter {filter}" width="{record["side"]}">'
+            f"<div><p>Activation reached: <b>{record['activation']:.4g}</b> "
+            f"(from {record['activation_start']:.4g} on the noise it started from)</p>"
+            f"<p>Weights: {html.escape(record['text'].get('weights', '?'))}<br>"
+            f"Precision: {html.escape(record['text'].get('precision', '?'))}, model version "
+            f"{html.escape(record['text'].get('model_version', '?'))}</p>"
+            f"<h2>The request</h2><pre>{html.escape(json.dumps(request, indent=2))}</pre>"
+            f"<pre>{html.escape(curl)}</pre></div></div>"
+            f"<h2>Its activations profile at layer {layer}</h2>"
+            f"<p>The mean of each of the layer's {len(means)} channels on this picture; filter {filter} in orange, "
+            f"ranked {rank} of {len(means)}. Top channels: {', '.join(map(str, record['top']))}.</p>"
+            f"{profile_svg(means, filter)}")
+    return page(f"layer {layer} filter {filter}", body)
+
+
+def index_page(records: dict) -> str:
+    sections = []
+    any_record = next(iter(records.values()))
+    for layer in sorted({layer for layer, _ in records}):
+        tiles = []
+        for (l, filter), record in sorted(records.items()):
+            if l != layer:
+                continue
+            name = tile_name(layer, filter)
+            tiles.append(f'<a class="tile" href="{name}.html"><img src="{name}.png" alt="layer {layer} filter {filter}" '
+                         f'width="150" height="150"><span><b>#{filter}</b><span>{record["activation"]:.3g}</span>'
+                         "</span></a>")
+        sections.append(f'<section id="layer{layer}"><h2>Layer {layer}</h2><div class="grid">{"".join(tiles)}</div>'
+                        "</section>")
+    weights = html.escape(any_record["text"].get("weights", "?"))
+    urls = ", ".join(sorted({html.escape(r["url"]) for r in records.values()}))
+    body = (f"<h1>Feature visualization: what each filter responds to most</h1>"
+            f"<p>{len(records)} pictures from {urls}, weights: {weights}. "
+            "Under each picture: the filter and the mean activation its picture reaches.</p>" + "".join(sections))
+    return page("featureviz gallery", body)
+
+
+def build(endpoint: Endpoint, out: str, layers: list[int], filters: list[int], extra: dict, parallel: int = 4,
+          progress=sys.stderr) -> dict:
+    """Every (layer, filter) tile, then the pages; returns the records by (layer, filter)."""
+    jobs = [(layer, f) for layer in layers for f in filters]
+    records = {}
+    with ThreadPoolExecutor(parallel) as pool, tqdm(total=len(jobs), unit="picture", file=progress) as bar:
+        futures = {pool.submit(make_tile, endpoint, out, layer, f, extra): (layer, f) for layer, f in jobs}
+        for future in futures:
+            records[futures[future]] = future.result()
+            bar.update(1)
+    for (layer, f), record in records.items():
+        with open(os.path.join(out, tile_name(layer, f) + ".html"), "w") as fh:
+            fh.write(detail_page(record))
+    with open(os.path.join(out, "index.html"), "w") as fh:
+        fh.write(index_page(records))
+    return records
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8080")
+    parser.add_argument("--key-file", default=os.path.join(ROOT, "key_file.json"),
+                        help="TorchServe's key_file.json or a plain key file; none where the server wants no key")
+    parser.add_argument("--layers", type=int, nargs="+", default=[40])
+    parser.add_argument("--filters", type=filter_range, default=filter_range("0-15"), help="e.g. 0-15 or 3,5,9-11")
+    parser.add_argument("--field", action="append", default=[], metavar="NAME=VALUE",
+                        help="another visualize field for every picture (seed=3, opt_steps=10, ...)")
+    parser.add_argument("--parallel", type=int, default=4, help="requests in flight (the server batches them)")
+    parser.add_argument("--out", default="gallery")
+    args = parser.parse_args()
+    key = inference_key(args.key_file) if os.path.exists(args.key_file) else None
+    build(Endpoint(args.url, key), args.out, args.layers, args.filters, fields_of(args.field), args.parallel)
+    print(os.path.abspath(os.path.join(args.out, "index.html")))
+
+
+if __name__ == "__main__":
+    main()
