@@ -2,6 +2,7 @@
 README's pictures. The PNG text says which weights made them.
 
     python -m scripts.readme_pictures docs/images/chelsea.jpg docs/images
+    python -m scripts.readme_pictures --visualize docs/images/trained     # the article's layers, 4 filters each
 """
 import argparse
 import os
@@ -18,14 +19,36 @@ REQUESTS = {  # file name -> (operation, fields); the image operations also get 
 }
 
 
+# The seed article's layers, and the first four filters it shows of each.
+ARTICLE_FILTERS = {7: [12, 16, 86, 110], 14: [1, 6, 31, 32], 20: [3, 34, 39, 55], 30: [54, 62, 67, 92],
+                   40: [4, 9, 34, 35]}
+
+
+def visualize_grids(url: str, key: str, out_dir: str):
+    """One `filters` grid per article layer, default schedule: layer{L}.png."""
+    import requests
+    os.makedirs(out_dir, exist_ok=True)
+    for layer, filters in ARTICLE_FILTERS.items():
+        response = requests.post(f"{url}/predictions/visualize", json={"layer": layer, "filters": filters},
+                                 headers={"Authorization": f"Bearer {key}"}, timeout=3600)
+        response.raise_for_status()
+        path = os.path.join(out_dir, f"layer{layer}.png")
+        with open(path, "wb") as f:
+            f.write(response.content)
+        print(path, response.elapsed.total_seconds(), "s", response.headers.get("X-Weights"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("image")
+    parser.add_argument("image", nargs="?")
     parser.add_argument("out_dir")
     parser.add_argument("--url", default="http://127.0.0.1:8080")
+    parser.add_argument("--visualize", action="store_true", help="the article's layers instead of the explain pictures")
     args = parser.parse_args()
     import requests
     key = server.keys(server.ROOT)["inference"]
+    if args.visualize:
+        return visualize_grids(args.url, key, args.out_dir)
     with open(args.image, "rb") as f:
         sample = f.read()
     for name, (operation, fields) in REQUESTS.items():
