@@ -34,8 +34,9 @@ a { color: #9cf; }
 .tile img { width: 100%; display: block; image-rendering: auto; }
 .tile span { display: flex; justify-content: space-between; font-size: 0.8rem; padding: 2px; }
 img.broken { outline: 3px solid #f44; }
-pre { background: #222; padding: 0.8rem; overflow-x: auto; }
+pre { background: #222; padding: 0.8rem; white-space: pre-wrap; overflow-wrap: anywhere; }
 .detail { display: flex; flex-wrap: wrap; gap: 1.5rem; align-items: flex-start; }
+.detail > div { flex: 1 1 24rem; min-width: 0; }
 .detail > img { max-width: 100%; }
 """
 # Marks a picture that did not load, and says on the page how many did.
@@ -132,6 +133,7 @@ def detail_page(record: dict) -> str:
     request, layer, filter = record["request"], record["request"]["layer"], record["request"]["filter"]
     means = record["profile"]
     rank = sorted(range(len(means)), key=lambda i: -means[i]).index(filter) + 1
+    highest = ", ".join(f"{t['channel']} ({t['mean']:.4g})" for t in record["top"])
     curl = (f"curl -X POST {record['url']}/predictions/visualize -H 'Authorization: Bearer $KEY' "
             f"-H 'Content-Type: application/json' -d '{json.dumps(request)}' -o filter.png")
     body = (f'<p><a href="../index.html#layer{layer}">back to the gallery</a></p>'
@@ -146,7 +148,7 @@ def detail_page(record: dict) -> str:
             f"<pre>{html.escape(curl)}</pre></div></div>"
             f"<h2>Its activations profile at layer {layer}</h2>"
             f"<p>The mean of each of the layer's {len(means)} channels on this picture; filter {filter} in orange, "
-            f"ranked {rank} of {len(means)}. Top channels: {', '.join(map(str, record['top']))}.</p>"
+            f"{means[filter]:.4g}, ranked {rank} of {len(means)}. Highest: {highest}.</p>"
             f"{profile_svg(means, filter)}")
     return page(f"layer {layer} filter {filter}", body)
 
