@@ -18,11 +18,13 @@ def follow(events, out=sys.stderr) -> tuple[bytes, dict]:
         for event in events:
             kind = event.get("event")
             if kind == "scale":
+                # `filters` optimized in several groups: each group's scales in turn.
+                group, groups = event.get("group", 1), event.get("groups", 1)
                 if bar is None:
-                    bar = tqdm(total=event["scales"], unit="scale", file=out, dynamic_ncols=True)
+                    bar = tqdm(total=event["scales"] * groups, unit="scale", file=out, dynamic_ncols=True)
                 activation = event.get("activation", max(event.get("activations") or [0.0]))
                 bar.set_postfix(side=event["side"], activation=f"{activation:.4g}", refresh=False)
-                bar.update(event["scale"] - bar.n)
+                bar.update((group - 1) * event["scales"] + event["scale"] - bar.n)
             elif kind == "done":
                 if bar is not None:
                     bar.update(bar.total - bar.n)

@@ -91,6 +91,7 @@ def test_requests_of_one_batch_each_get_their_own_events(handler, monkeypatch):
     grid_events = [e for _, _, e in sent[1]]
     assert [e["scale"] for e in grid_events] == [1, 2, 3]
     assert all(e["filters"] == [20, 21] and len(e["activations"]) == 2 for e in grid_events)
+    assert all((e["group"], e["groups"]) == (1, 1) for e in grid_events)
     thumbnail = Image.open(io.BytesIO(base64.b64decode(grid_events[-1]["previews"][1])))
     assert thumbnail.size == (22, 22)  # at most 64 px: the last scale's side here
     assert json.loads(out[3])["field"] == "filter"
@@ -139,6 +140,20 @@ def test_bad_stream_fields_are_refused_before_anything_is_sent(handler, monkeypa
     assert statuses == [400] and sent == {} and json.loads(out[0])["field"] == field
 
 
+def test_filters_in_several_groups_say_which_group_each_scale_is_of(handler, monkeypatch):
+    grid = {"layer": 7, "filters": [30, 31, 32, 33, 34, 35], "stream": True, **SCHEDULE}
+    handler.service.batch_images, batch_images = 4, handler.service.batch_images
+    try:
+        out, statuses, _, sent = streamed(handler, [grid], monkeypatch)
+    finally:
+        handler.service.batch_images = batch_images
+    events = [e for _, _, e in sent[0]]
+    assert statuses == [200]
+    assert [(e["group"], e["groups"], e["scale"]) for e in events] == \
+        [(1, 2, 1), (1, 2, 2), (1, 2, 3), (2, 2, 1), (2, 2, 2), (2, 2, 3)]
+    assert [e["filters"] for e in events] == [[30, 31, 32, 33]] * 3 + [[34, 35]] * 3
+
+
 def test_the_clients_follow_events_to_the_png_and_stop_on_an_error():
     from scripts.progress_bar import StreamFailed, follow
     out = io.StringIO()
@@ -147,6 +162,11 @@ def test_the_clients_follow_events_to_the_png_and_stop_on_an_error():
     got, done = follow(iter(events + [{"event": "done", "png": base64.b64encode(png).decode(), "cache": "miss"}]), out)
     assert (got, done) == (png, {"event": "done", "cache": "miss"})
     assert "3/3" in out.getvalue() and "activation=1.5" in out.getvalue()
+    grouped = [{"event": "scale", "scale": i, "scales": 3, "side": 16, "activations": [0.1], "group": g, "groups": 2}
+               for g in (1, 2) for i in (1, 2, 3)]
+    out = io.StringIO()
+    follow(iter(grouped[:4] + [{"event": "done", "png": "", "cache": "miss"}]), out)
+    assert "6/6" in out.getvalue() and "3/3" not in out.getvalue()  # both groups in one bar
     with pytest.raises(StreamFailed, match="507 BadRequest: size: too large"):
         follow(iter(events[:1] + [{"event": "error", "code": 507, "type": "BadRequest", "message": "size: too large"}]),
                io.StringIO())

@@ -53,9 +53,15 @@ def run(worker, requests: list[VisualizeRequest]) -> list:
         if request.stream:
             for single in request.singles():
                 listeners.setdefault(single, []).append(request)
-    for batch in visualize_batches([single for single in keys if single not in images], worker.batch_images):
+    batches = visualize_batches([single for single in keys if single not in images], worker.batch_images)
+    groups_of = {}  # id of a streamed request -> the batches, by index, that hold its images
+    for k, batch in enumerate(batches):
+        for request in {id(r): r for single in batch for r in listeners.get(single, [])}.values():
+            groups_of.setdefault(id(request), []).append(k)
+    for k, batch in enumerate(batches):
         optimized = each_alone_on_failure(
-            lambda group: _optimize(worker, group, _progress(worker, group, listeners)), batch, MEMORY_HINT)
+            lambda group: _optimize(worker, group, _progress(worker, group, listeners, k, groups_of)), batch,
+            MEMORY_HINT)
         for single, png in zip(batch, optimized):
             if isinstance(png, BadRequest):
                 images[single] = png
@@ -88,10 +94,11 @@ def png_text(request: VisualizeRequest, result, precision: str, note: dict) -> d
             "precision": precision, **note}
 
 
-def _progress(worker, group: list[VisualizeRequest], listeners: dict):
-    """visualize_many's on_scale for the images of `group`: each streamed request that waits for
-    some of them gets a `scale` event a scale (with `filters`: those images' filters and
-    activations). None when nobody waits."""
+def _progress(worker, group: list[VisualizeRequest], listeners: dict, batch_index: int = 0, groups_of=None):
+    """visualize_many's on_scale for the images of `group`, batch `batch_index` of the run: each
+    streamed request that waits for some of them gets a `scale` event a scale (with `filters`:
+    those images' filters and activations, and which of the request's groups this is, of how
+    many). None when nobody waits."""
     waiting = {}  # id of a streamed request -> (request, positions in group of its images)
     for position, single in enumerate(group):
         for request in listeners.get(single, []):
@@ -107,6 +114,8 @@ def _progress(worker, group: list[VisualizeRequest], listeners: dict):
             else:
                 event["filters"] = [group[p].filter for p in positions]
                 event["activations"] = [activations[p] for p in positions]
+                mine = (groups_of or {}).get(id(request), [batch_index])
+                event["group"], event["groups"] = mine.index(batch_index) + 1, len(mine)
             if request.preview and request.filters is None:
                 event["preview"] = progress.preview(images[positions[0]])
             elif request.preview:
