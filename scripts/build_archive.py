@@ -45,8 +45,8 @@ def sources_fingerprint(choice: str, version: str) -> str:
     for path in files:
         with open(path, "rb") as f:
             digest.update(path.encode() + b"\0" + f.read())
-    path = choice.removeprefix("keras:").split(",mean=")[0]
-    if os.path.isfile(path):
+    path = weights.source_file(choice)
+    if path and os.path.isfile(path):
         digest.update(str(os.stat(path).st_mtime_ns).encode())
     return digest.hexdigest()
 

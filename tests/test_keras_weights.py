@@ -14,6 +14,7 @@ import caffe_reference as caffe
 from featureviz.model import keras_weights, weights
 from featureviz.model.network import Model, build_model, normalize
 from featureviz.service.fields import BadRequest
+from featureviz.service.uploads import center_square
 from featureviz.service.worker import Service, Settings
 from scripts import hed_weights
 
@@ -30,12 +31,8 @@ def hed_file():
 
 def photo_224() -> np.ndarray:
     """Chelsea as the service's upload path makes it at size 224 (resize, center crop), as uint8."""
-    image = Image.open(PHOTO).convert("RGB")
-    width, height = image.size
-    scale = 224 / min(width, height)
-    resized = image.resize((max(224, round(width * scale)), max(224, round(height * scale))), Image.BILINEAR)
-    left, top = (resized.width - 224) // 2, (resized.height - 224) // 2
-    return np.asarray(resized.crop((left, top, left + 224, top + 224)))
+    pixels = center_square(Image.open(PHOTO).convert("RGB"), 224)  # k / 255: exact back to uint8
+    return (pixels * 255).round().byte().permute(1, 2, 0).numpy()
 
 
 def png_of(rgb_uint8: np.ndarray) -> bytes:

@@ -13,6 +13,7 @@ import re
 import torch
 from torchvision.models import vgg16_bn
 
+from .geometry import conv_layers
 from .network import IMAGENET_MEAN, IMAGENET_STD
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # keras.applications' caffe preprocessing
@@ -95,15 +96,14 @@ def convert(path: str, caffe_mean_bgr=CAFFE_MEAN_BGR) -> tuple[dict, dict]:
     layout, layers = read_layers(path)
     convs = _pick(layers, 4, VGG16_CONVS, "3x3 convolutions", path)
     dense = _pick(layers, 2, VGG16_DENSE, "dense layers", path, optional=True)
-    state = vgg16_bn(weights=None).state_dict()
-    conv_keys = sorted({k.rsplit(".", 1)[0] for k in state if k.startswith("features.") and state[k].ndim == 4},
-                       key=lambda k: int(k.split(".")[1]))
-    for i, (key, (_, (kernel, bias))) in enumerate(zip(conv_keys, convs)):
+    network = vgg16_bn(weights=None)
+    state = network.state_dict()
+    for i, (index, (_, (kernel, bias))) in enumerate(zip(conv_layers(network.features), convs)):
         weight, b = torch.from_numpy(kernel).permute(3, 2, 0, 1).contiguous(), torch.from_numpy(bias)
         if i == 0:
             weight, b = first_conv_for_imagenet_input(weight, b, caffe_mean_bgr)
-        state[f"{key}.weight"], state[f"{key}.bias"] = weight.float(), b.float()
-        bn = f"features.{int(key.split('.')[1]) + 1}"
+        state[f"features.{index}.weight"], state[f"features.{index}.bias"] = weight.float(), b.float()
+        bn = f"features.{index + 1}"
         channels = weight.shape[0]
         # BatchNorm as the identity: (x - 0) / sqrt((1 - eps) + eps) * 1 + 0.
         state[f"{bn}.weight"], state[f"{bn}.bias"] = torch.ones(channels), torch.zeros(channels)

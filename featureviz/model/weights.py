@@ -5,7 +5,7 @@ A choice is what WEIGHTS= says: `imagenet`, `random[:SEED]`, `keras:PATH[,mean=B
 import hashlib
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torchvision.models import VGG16_BN_Weights, vgg16_bn
@@ -82,17 +82,29 @@ class Choice:
     about: dict  # source, trained, and the source's details (seed, name, path)
     path: str | None = None  # a file holding the state_dict, or None for seeded random weights
     seed: int = 0
-    keras: tuple | None = None  # (a Keras VGG-16 weights file, its Caffe mean in BGR) to convert
+    converted: dict | None = field(default=None, repr=False, compare=False)  # a Keras file's, converted
 
     def state_dict(self) -> dict:
-        if self.keras:
-            return keras_weights.convert(*self.keras)[0]
+        if self.converted is not None:
+            return self.converted
         return load_state_dict(self.path) if self.path else random_state_dict(self.seed)
+
+
+def source_file(choice: str) -> str | None:
+    """The file a WEIGHTS= choice reads, where it names one."""
+    if choice.startswith("keras:"):
+        return _keras_spec(choice[len("keras:"):])[0]
+    return choice if os.path.isfile(choice) else None
+
+
+def _keras_spec(spec: str) -> tuple[str, str]:
+    path, _, mean = spec.partition(",mean=")
+    return path, mean
 
 
 def keras_choice(spec: str) -> Choice:
     """`PATH[,mean=B,G,R]`: the mean the network's Caffe input had subtracted, Keras' by default."""
-    path, _, mean = spec.partition(",mean=")
+    path, mean = _keras_spec(spec)
     try:
         mean = tuple(float(v) for v in mean.split(",")) if mean else keras_weights.CAFFE_MEAN_BGR
     except ValueError:
@@ -102,7 +114,7 @@ def keras_choice(spec: str) -> Choice:
     if not os.path.isfile(path):
         raise WeightsError(f"WEIGHTS=keras:{spec}: no such file {path!r}")
     try:
-        _, about = keras_weights.convert(path, mean)
+        state, about = keras_weights.convert(path, mean)
     except keras_weights.KerasWeightsError as error:
         raise WeightsError(f"WEIGHTS=keras:{spec}: {error}") from None
     name = os.path.basename(path)
@@ -110,7 +122,7 @@ def keras_choice(spec: str) -> Choice:
                    f"converted from Caffe's input (BGR minus {'/'.join(f'{m:g}' for m in mean)})")
     return Choice({"source": "keras", "path": os.path.abspath(path), "name": name, "trained": True,
                    "caffe_mean_bgr": list(mean), **about, "description": description},
-                  keras=(path, mean))
+                  converted=state)
 
 
 def resolve(choice: str) -> Choice:

@@ -56,8 +56,8 @@ def run(worker, requests: list[VisualizeRequest]) -> list:
     batches = visualize_batches([single for single in keys if single not in images], worker.batch_images)
     groups_of = {}  # id of a streamed request -> the batches, by index, that hold its images
     for k, batch in enumerate(batches):
-        for request in {id(r): r for single in batch for r in listeners.get(single, [])}.values():
-            groups_of.setdefault(id(request), []).append(k)
+        for request_id in {id(r) for single in batch for r in listeners.get(single, [])}:
+            groups_of.setdefault(request_id, []).append(k)
     for k, batch in enumerate(batches):
         optimized = each_alone_on_failure(
             lambda group: _optimize(worker, group, _progress(worker, group, listeners, k, groups_of)), batch,
@@ -94,7 +94,7 @@ def png_text(request: VisualizeRequest, result, precision: str, note: dict) -> d
             "precision": precision, **note}
 
 
-def _progress(worker, group: list[VisualizeRequest], listeners: dict, batch_index: int = 0, groups_of=None):
+def _progress(worker, group: list[VisualizeRequest], listeners: dict, batch_index: int, groups_of: dict):
     """visualize_many's on_scale for the images of `group`, batch `batch_index` of the run: each
     streamed request that waits for some of them gets a `scale` event a scale (with `filters`:
     those images' filters and activations, and which of the request's groups this is, of how
@@ -114,7 +114,7 @@ def _progress(worker, group: list[VisualizeRequest], listeners: dict, batch_inde
             else:
                 event["filters"] = [group[p].filter for p in positions]
                 event["activations"] = [activations[p] for p in positions]
-                mine = (groups_of or {}).get(id(request), [batch_index])
+                mine = groups_of[id(request)]
                 event["group"], event["groups"] = mine.index(batch_index) + 1, len(mine)
             if request.preview and request.filters is None:
                 event["preview"] = progress.preview(images[positions[0]])
