@@ -41,8 +41,8 @@ class FeatureVizHandler(BaseHandler):
         version = context.manifest["model"].get("modelVersion", "")
         self.service = Service(context.model_name, state_dict, weights, version, device, settings)
         self.initialized = True
-        logger.info("%s ready on %s (%s) with %s weights", context.model_name, device, self.service.precision,
-                    weights["source"])
+        logger.info("%s ready on %s (%s) with %s weights; C kernels: %s", context.model_name, device,
+                    self.service.precision, weights["source"], ", ".join(self.service.cpu_kernels) or "none")
 
     def preprocess(self, data):
         """A JSON body comes decoded under `body`, any other body as bytes under `body`; form

@@ -7,6 +7,7 @@ from conftest import reference_layer_output
 from featureviz.attribution.activations import channel_means, top_channels
 from featureviz.model.geometry import min_input_side, output_channels, output_side
 from featureviz.model.lean import single_channel
+from featureviz.model.pool_relu import PoolReLU
 from featureviz.model.network import denormalize, normalize, truncated
 from featureviz.optim.batching import every_side
 from featureviz.optim.param import Schedule, start_noise
@@ -183,7 +184,7 @@ def test_single_channel_network_has_the_full_layers_input_gradient(features, sta
 def test_single_channel_network_runs_no_batch_norm_and_no_relu_before_a_pool(features):
     net = single_channel(features, 43, 5)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net)
-    assert [type(m) for m in net].count(torch.nn.MaxPool2d) == 5
+    assert [type(m) for m in net].count(PoolReLU) == 5 and not any(isinstance(m, torch.nn.MaxPool2d) for m in net)
     assert all(not isinstance(net[i + 1], torch.nn.MaxPool2d) for i, m in enumerate(net[:-1])
                if isinstance(m, torch.nn.ReLU))
 

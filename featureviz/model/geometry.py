@@ -1,6 +1,8 @@
 """Shapes of the network's layers: channels, spatial sides, the smallest input, the convolutions."""
 from torch import nn
 
+from .pool_relu import PoolReLU
+
 
 def output_channels(features: nn.Sequential, layer: int) -> int:
     """Channels of `features[layer]`'s output."""
@@ -43,6 +45,7 @@ def conv_flops(modules, side: int) -> int:
     for one square input of `side` pixels."""
     flops = 0
     for module in modules:
+        module = module.pool if isinstance(module, PoolReLU) else module
         if isinstance(module, nn.Conv2d):
             k, p, s = module.kernel_size[0], module.padding[0], module.stride[0]
             side = (side + 2 * p - k) // s + 1
