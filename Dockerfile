@@ -12,6 +12,9 @@ FROM pytorch/torchserve:${TORCHSERVE_VERSION}-${FLAVOR}
 # The handler's own needs beside the image's torch, torchvision and torchserve.
 USER root
 RUN python -m pip install --no-cache-dir pyyaml==6.0.3 pillow==13.0.0 numpy==2.4.6 captum==0.9.0 matplotlib==3.11.2
+# A C compiler: a CPU worker builds the engine's max-pool + ReLU kernel with it on first use
+# (featureviz/model/native/); without one it runs PyTorch's slower ops instead.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 USER model-server
 
 # The pod's config (loopback, behind the gateway); a mounted one replaces it.

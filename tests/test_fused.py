@@ -1,5 +1,5 @@
-"""The lean network's fused modules (model.pool_relu's C kernel, model.conv_relu's oneDNN ReLU)
-against PyTorch's own max-pool, ReLU and convolution: the same values and gradients, bit for bit."""
+"""The lean network's max-pool + ReLU (model.pool_relu's C kernel) against PyTorch's own max-pool and
+ReLU: the same values and gradients, bit for bit."""
 import os
 import subprocess
 import sys
@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from featureviz.model import conv_relu, native, pool_relu
-from featureviz.model.conv_relu import ConvReLU
+from featureviz.model import native, pool_relu
 from featureviz.model.pool_relu import PoolReLU
 from featureviz.optim.param import Schedule
 from featureviz.optim.render import visualize
@@ -111,36 +110,10 @@ def test_the_library_is_built_once_into_the_cache_and_shared(tmp_path, monkeypat
     assert native.load("pool_relu") is None
 
 
-@pytest.mark.parametrize("autocast", [False, True])
-def test_conv_relu_equals_conv_then_relu(autocast):
-    torch.manual_seed(0)
-    conv = nn.Conv2d(16, 32, 3, padding=1).requires_grad_(False)
-    conv.weight.data = channels_last(conv.weight.data)
-    x = channels_last(torch.randn(2, 16, 20, 20))
-    with torch.autocast("cpu", torch.bfloat16, enabled=autocast, cache_enabled=False):
-        y, grad, grad_y = value_and_gradient(ConvReLU(conv), x)
-        y_ref, grad_ref, _ = value_and_gradient(lambda v: F.relu(conv(v)), x, grad_y)
-    assert y.dtype == (torch.bfloat16 if autocast else torch.float32) and grad.dtype == torch.float32
-    assert torch.equal(y, y_ref) and torch.equal(grad, grad_ref)
-    assert (y == 0).any() and (y > 0).any()
-
-
-def test_conv_relu_without_onednn_or_with_trainable_weights_is_conv_then_relu(monkeypatch):
-    conv = nn.Conv2d(4, 8, 3, padding=1)  # its weights want gradients: autograd's convolution
-    x = torch.randn(1, 4, 8, 8)
-    y = ConvReLU(conv)(x)
-    y.sum().backward()
-    assert conv.weight.grad is not None and torch.equal(y, F.relu(conv(x)))
-    monkeypatch.setattr(conv_relu, "_fused_op", lambda: None)
-    conv.requires_grad_(False)
-    assert torch.equal(ConvReLU(conv)(x), F.relu(conv(x)))
-
-
 @pytest.mark.parametrize("layer, precision", [(7, "bf16"), (14, "fp32")])
-def test_visualize_gives_the_same_image_with_the_fused_modules_or_without(features, monkeypatch, layer, precision):
+def test_visualize_gives_the_same_image_with_the_kernel_or_without(features, monkeypatch, layer, precision):
     fused = visualize(features, layer, 3, TINY, seed=5, precision=precision)
-    monkeypatch.setattr(pool_relu, "kernel_applies", lambda x: False)
-    monkeypatch.setattr(conv_relu, "_fused_op", lambda: None)
+    monkeypatch.setattr(pool_relu, "ENABLED", False)
     plain = visualize(features, layer, 3, TINY, seed=5, precision=precision)
     assert torch.equal(fused.image, plain.image)
     assert fused.activation_final == plain.activation_final > fused.activation_start

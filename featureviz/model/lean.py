@@ -7,14 +7,12 @@
 - A ReLU followed by a max-pool becomes one PoolReLU, the max-pool then the ReLU: both give
   max(0, max of the window) and the same gradient, on a quarter of the pixels (on the CPU, one C
   kernel pass each way: model.pool_relu).
-- Any other ReLU after a convolution runs inside it (model.conv_relu), without a pass of its own.
 It shares no modules with `features` past the first convolution.
 """
 import torch
 from torch import nn
 
 from .geometry import last_conv
-from .conv_relu import ConvReLU
 from .pool_relu import PoolReLU
 
 
@@ -40,10 +38,6 @@ def _lean(modules: list) -> list:
         previous = lean[-1] if lean else None
         if isinstance(module, nn.BatchNorm2d) and isinstance(previous, nn.Conv2d):
             lean[-1] = _fold(previous, module)
-        elif isinstance(module, nn.ReLU) and isinstance(previous, nn.Conv2d):
-            lean[-1] = ConvReLU(previous)
-        elif isinstance(module, nn.MaxPool2d) and isinstance(previous, ConvReLU):
-            lean[-1:] = [previous.conv, PoolReLU(module)]
         elif isinstance(module, nn.MaxPool2d) and isinstance(previous, nn.ReLU):
             lean[-1] = PoolReLU(module)
         else:

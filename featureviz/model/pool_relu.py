@@ -13,6 +13,7 @@ from . import native
 # The kernel runs on one thread; PyTorch's ops use all of them, and overtake it beyond about this
 # many (docs/benchmarks.md).
 MAX_THREADS = 8
+ENABLED = True  # False: PyTorch's ops everywhere (scripts/bench_fused.py compares)
 _DTYPES = {torch.bfloat16: 0, torch.float32: 1}
 
 
@@ -32,7 +33,7 @@ def kernel_available() -> bool:
 
 
 def kernel_applies(x: torch.Tensor) -> bool:
-    return (x.device.type == "cpu" and x.dtype in _DTYPES and x.dim() == 4 and x.shape[2] >= 2
+    return (ENABLED and x.device.type == "cpu" and x.dtype in _DTYPES and x.dim() == 4 and x.shape[2] >= 2
             and x.shape[3] >= 2 and x.is_contiguous(memory_format=torch.channels_last)
             and torch.get_num_threads() <= MAX_THREADS and _kernel() is not None)
 

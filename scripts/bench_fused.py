@@ -1,0 +1,110 @@
+"""What the C kernel for max-pool + ReLU saves on the CPU, in one run.
+
+    python -m scripts.bench_fused [--layers 7 40] [--precisions bf16 fp32] [--rounds 2]
+
+First the operations alone, on layer 7's pooled activation (1 x 64 x 408 x 408, channels-last):
+relu(max_pool2d) forward and backward by PyTorch (on 1 thread and on all) and by the C kernel
+(model.pool_relu, one thread), against a one-thread copy of the same tensor (what the memory
+system gives one thread). Then default visualizations (filter 0, the article's schedule) with
+PyTorch's ops and with the C kernel (the default), interleaved over --rounds rounds; the best of each, its ratio to PyTorch's, whether the images equal PyTorch's
+(the largest pixel difference) and the activation each reached.
+"""
+import argparse
+import os
+
+import torch
+import torch.nn.functional as F
+
+from featureviz.model import pool_relu, weights
+from featureviz.model.network import build_model
+from featureviz.optim.render import visualize
+from featureviz.service.allocator import keep_freed_memory
+from scripts.timing import timed
+
+VARIANTS = {"PyTorch's ops": False, "C kernel (default)": True}
+
+
+def best_ms(fn, repeats=30):
+    fn()
+    return min(timed(fn)[0] for _ in range(repeats)) * 1000
+
+
+def on_threads(n, fn):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(before)
+
+
+def pool_table():
+    threads = torch.get_num_threads()
+    print("| dtype | PyTorch, 1 thread (ms) | PyTorch, "
+          f"{threads} threads (ms) | C kernel, 1 thread (ms) | / PyTorch on {threads} | kernel GB/s | "
+          "1-thread copy GB/s |")
+    print("|---|---|---|---|---|---|---|")
+    for dtype in (torch.bfloat16, torch.float32):
+        x = torch.randn(1, 64, 408, 408).to(dtype).contiguous(memory_format=torch.channels_last)
+        x.requires_grad_(True)
+        grad_y = torch.randn(1, 64, 204, 204).to(dtype).contiguous(memory_format=torch.channels_last)
+
+        def pytorch():
+            torch.autograd.grad(F.relu(F.max_pool2d(x, 2, 2)), x, grad_y)
+
+        def kernel():
+            torch.autograd.grad(pool_relu.PoolReLU(torch.nn.MaxPool2d(2, 2))(x), x, grad_y)
+        one = on_threads(1, lambda: best_ms(pytorch))
+        every = best_ms(pytorch)
+        ours = best_ms(kernel)
+        size = x.numel() * x.element_size()
+        # forward: read x, write y and one byte per output; backward: read both, write x's gradient
+        moved = 2 * (size + size // 4 + x.numel() // 4)
+        copy = on_threads(1, lambda: best_ms(lambda: x.detach().clone()))
+        print(f"| {str(dtype).split('.')[1]} | {one:.2f} | {every:.2f} | {ours:.2f} | {ours / every:.2f} | "
+              f"{moved / ours / 1e6:.0f} | {2 * size / copy / 1e6:.0f} |", flush=True)
+
+
+def visualize_table(features, layers, precisions, rounds):
+    names = list(VARIANTS)
+    print("\n| layer | precision | " + " | ".join(f"{name} (s)" for name in names) + " | "
+          + " | ".join(f"{name} / PyTorch's" for name in names[1:]) + " | images equal to PyTorch's |"
+          " max pixel difference | activation reached |")
+    print("|" + "---|" * (5 + 2 * len(names) - 1))
+    for layer in layers:
+        for precision in precisions:
+            seconds, results = {name: [] for name in names}, {}
+            for _ in range(rounds):
+                for name, kernel in VARIANTS.items():
+                    pool_relu.ENABLED = kernel
+                    s, results[name] = timed(lambda: visualize(features, layer, 0, seed=1, precision=precision))
+                    seconds[name].append(s)
+            pool_relu.ENABLED = True
+            best = {name: min(s) for name, s in seconds.items()}
+            reference = results[names[0]]
+            equal = all(torch.equal(reference.image, results[n].image) for n in names[1:])
+            differs = max((reference.image - results[n].image).abs().max().item() for n in names[1:])
+            reached = " / ".join(f"{results[n].activation_final:.5g}" for n in names)
+            print(f"| {layer} | {precision} | " + " | ".join(f"{best[n]:.2f}" for n in names) + " | "
+                  + " | ".join(f"{best[n] / best[names[0]]:.2f}" for n in names[1:])
+                  + f" | {equal} | {differs:.2g} | {reached} |", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", type=int, nargs="+", default=[7, 40])
+    parser.add_argument("--precisions", nargs="+", default=["bf16"])
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    keep_freed_memory()
+    if not pool_relu.kernel_available():
+        raise SystemExit("the C kernel could not be built here (see the log): nothing to compare")
+    print(f"CPU: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          "malloc freed memory kept\n")
+    pool_table()
+    features = build_model(weights.resolve("random").state_dict()).features
+    visualize_table(features, args.layers, args.precisions, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
