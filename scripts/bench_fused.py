@@ -5,7 +5,8 @@
 First the operations alone, on layer 7's pooled activation (1 x 64 x 408 x 408, channels-last):
 relu(max_pool2d) forward and backward by PyTorch (on 1 thread and on all) and by the C kernel
 (model.pool_relu, one thread), against a one-thread copy of the same tensor (what the memory
-system gives one thread). Then default visualizations (filter 0, the article's schedule) with
+system gives one thread). Then single Adam steps at three sides, the two alternating every few
+steps (robust to the machine's speed drifting, as shared machines' does). Then default visualizations (filter 0, the article's schedule) with
 PyTorch's ops and with the C kernel (the default), interleaved over --rounds rounds; the best of each, its ratio to PyTorch's, whether the images equal PyTorch's
 (the largest pixel difference) and the activation each reached.
 """
@@ -16,7 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from featureviz.model import pool_relu, weights
-from featureviz.model.network import build_model
+from featureviz.model.network import build_model, normalize
+from featureviz.optim.objectives import FilterObjective
+from featureviz.optim.param import Schedule
+from featureviz.optim.steps import adams, step
 from featureviz.optim.render import visualize
 from featureviz.service.allocator import keep_freed_memory
 from scripts.timing import timed
@@ -65,6 +69,34 @@ def pool_table():
               f"{moved / ours / 1e6:.0f} | {2 * size / copy / 1e6:.0f} |", flush=True)
 
 
+def step_table(features, layers, precisions, sides=(115, 237, 408), steps=5, rounds=6):
+    """One Adam step of FilterObjective (filter 0), PyTorch's ops and the kernel alternating every
+    `steps` steps, best of `rounds`: drift in the machine's speed hits both alike."""
+    print("\n| layer | precision | side | PyTorch's ops (ms/step) | C kernel (ms/step) | / PyTorch's |")
+    print("|---|---|---|---|---|---|")
+    for layer in layers:
+        objective = FilterObjective(features, layer, [0])
+        for precision in precisions:
+            for side in sides:
+                x = normalize(torch.rand(1, 3, side, side)).contiguous(memory_format=torch.channels_last)
+                x.requires_grad_(True)
+                optimizers = adams([x], Schedule())
+
+                def one():
+                    optimizers[0].zero_grad()
+                    step(objective, [x], [0], optimizers, precision)
+                best = {}
+                for _ in range(rounds):
+                    for kernel in (False, True):
+                        pool_relu.ENABLED = kernel
+                        one()  # the first after a switch
+                        s, _ = timed(lambda: [one() for _ in range(steps)])
+                        best[kernel] = min(best.get(kernel, s), s)
+                pool_relu.ENABLED = True
+                plain, ours = (best[k] / steps * 1000 for k in (False, True))
+                print(f"| {layer} | {precision} | {side} | {plain:.1f} | {ours:.1f} | {ours / plain:.2f} |", flush=True)
+
+
 def visualize_table(features, layers, precisions, rounds):
     names = list(VARIANTS)
     print("\n| layer | precision | " + " | ".join(f"{name} (s)" for name in names) + " | "
@@ -103,6 +135,7 @@ def main():
           "malloc freed memory kept\n")
     pool_table()
     features = build_model(weights.resolve("random").state_dict()).features
+    step_table(features, args.layers, args.precisions)
     visualize_table(features, args.layers, args.precisions, args.rounds)
 
 
