@@ -38,19 +38,15 @@ def kernel_applies(x: torch.Tensor) -> bool:
             and torch.get_num_threads() <= MAX_THREADS and _kernel() is not None)
 
 
-def _sizes(x):
-    n, c, h, w = x.shape
-    return n, h, w, c
-
-
 class _PoolReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
-        n, h, w, c = _sizes(x)
+        n, c, h, w = x.shape
         y = torch.empty((n, c, h // 2, w // 2), dtype=x.dtype, memory_format=torch.channels_last)
         winner = torch.empty((n, h // 2, w // 2, c), dtype=torch.uint8)
-        _check(_kernel().pool_relu_forward(_DTYPES[x.dtype], x.data_ptr(), y.data_ptr(), winner.data_ptr(),
-                                           n, h, w, c))
+        ctx.kernel = _kernel()  # the backward pass uses this library, even if FEATUREVIZ_NATIVE changes
+        _check(ctx.kernel.pool_relu_forward(_DTYPES[x.dtype], x.data_ptr(), y.data_ptr(), winner.data_ptr(),
+                                            n, h, w, c))
         ctx.save_for_backward(winner)
         ctx.shape, ctx.dtype = x.shape, x.dtype
         return y
@@ -61,8 +57,8 @@ class _PoolReLU(torch.autograd.Function):
         grad_y = grad_y.to(ctx.dtype).contiguous(memory_format=torch.channels_last)
         grad_x = torch.empty(ctx.shape, dtype=ctx.dtype, memory_format=torch.channels_last)
         n, c, h, w = ctx.shape
-        _check(_kernel().pool_relu_backward(_DTYPES[ctx.dtype], grad_y.data_ptr(), grad_x.data_ptr(),
-                                            winner.data_ptr(), n, h, w, c))
+        _check(ctx.kernel.pool_relu_backward(_DTYPES[ctx.dtype], grad_y.data_ptr(), grad_x.data_ptr(),
+                                             winner.data_ptr(), n, h, w, c))
         return grad_x
 
 
