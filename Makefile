@@ -13,7 +13,7 @@ AB_PERCENT ?= 10
 REPLICAS ?= 2
 API_KEY ?=
 
-.PHONY: venv archive serve serve-ab serve-cluster nginx chromium gallery stop test clean
+.PHONY: venv archive serve serve-ab serve-cluster nginx chromium compiler gallery stop test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ chromium:
 	@command -v chromium >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; }
 
+# Debian's C compiler, for the CPU worker's max-pool + ReLU kernel (featureviz/model/native/): without
+# one the worker falls back to PyTorch's ops, and the suite checks that the kernel is built.
+compiler:
+	@{ command -v cc >/dev/null && test -f /usr/include/stdint.h; } || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; }
+
 # The served pictures of layer 40's first 16 filters as a static page: gallery/index.html.
 gallery: venv
 	$(BIN)/python -m scripts.gallery --layers $(or $(LAYERS),40) --filters $(or $(FILTERS),0-15) --out gallery
@@ -59,7 +65,7 @@ stop: venv
 	$(BIN)/python -m scripts.cluster stop
 	$(BIN)/python -m scripts.server stop
 
-test: venv nginx chromium
+test: venv nginx chromium compiler
 	$(BIN)/python -m pytest tests
 
 clean: stop
