@@ -45,6 +45,8 @@ def main():
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--visualize", action="store_true", help="the article's layers instead of the explain pictures")
     args = parser.parse_args()
+    if args.image is None and not args.visualize:
+        parser.error("give the image for the explain pictures (or --visualize)")
     import requests
     key = server.keys(server.ROOT)["inference"]
     if args.visualize:

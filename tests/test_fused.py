@@ -117,3 +117,13 @@ def test_visualize_gives_the_same_image_with_the_kernel_or_without(features, mon
     plain = visualize(features, layer, 3, TINY, seed=5, precision=precision)
     assert torch.equal(fused.image, plain.image)
     assert fused.activation_final == plain.activation_final > fused.activation_start
+
+
+def test_only_the_visualize_worker_builds_and_names_the_kernel(state_dict, tmp_path):
+    """The handler logs a worker's `cpu_kernels`; the other operations never run the lean network."""
+    from featureviz.service.worker import Service, Settings
+    about = {"source": "random", "seed": 0, "trained": False, "sha256": "0" * 64}
+    kernels = {operation: Service(operation, state_dict, about, "1.0", "cpu",
+                                  Settings(cache_dir=str(tmp_path))).cpu_kernels
+               for operation in ("visualize", "activations", "layers")}
+    assert kernels == {"visualize": ["pool_relu"], "activations": [], "layers": []}

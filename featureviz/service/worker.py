@@ -70,7 +70,8 @@ class Service:
         # On the CPU, large activations from reused heap memory rather than fresh pages every step.
         self.keeps_freed_memory = self.device.type == "cpu" and keep_freed_memory()
         # Built now (a second, once per machine) rather than in the first request.
-        self.cpu_kernels = ["pool_relu"] if self.device.type == "cpu" and pool_relu.kernel_available() else []
+        self.cpu_kernels = (["pool_relu"] if self.device.type == "cpu" and self.operation.optimizes
+                            and pool_relu.kernel_available() else [])
         self._metrics = []
         self._streams, self._began, self._emit, self._started = {}, set(), None, 0.0
 
