@@ -38,6 +38,7 @@ from featureviz.model import weights
 from featureviz.model.geometry import conv_flops
 from featureviz.model.lean import single_channel
 from featureviz.model.network import build_model
+from featureviz.optim.precision import bf16_speedup, cpu_computes_bf16, default_precision
 from featureviz.optim.batching import every_side
 from featureviz.optim.param import Schedule
 from featureviz.optim.render import visualize, visualize_many
@@ -136,7 +137,10 @@ def visualize_table(args, model, seed):
     seed's gain: the seed article's loop, ours in each precision, served with its defaults."""
     features = model.features
     peaks = matmul_peaks()
-    print(f"Matrix product 2048x2048 in this run: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s\n")
+    print(f"Matrix product 2048x2048 in this run: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    capped = f" (ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']})" if os.environ.get("ONEDNN_MAX_CPU_ISA") else ""
+    print(f"bf16 in the processor's flags: {cpu_computes_bf16()}; bf16 convolutions measured {bf16_speedup():.2f}x "
+          f"as fast as fp32{capped}: auto picks {default_precision(torch.device('cpu'))}\n")
     header = ["layer", "seed article (s)", "seed GFLOP/s"]
     for precision in args.precisions:
         header += [f"ours {precision} (s)", "/ seed", f"GFLOP/s (of {precision} peak)", f"gain {precision} / seed's"]

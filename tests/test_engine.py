@@ -1,4 +1,8 @@
 """Engine unit tests at tiny sizes, on seeded random weights."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +13,7 @@ from featureviz.model.geometry import min_input_side, output_channels, output_si
 from featureviz.model.lean import single_channel
 from featureviz.model.pool_relu import PoolReLU
 from featureviz.model.network import denormalize, normalize, truncated
+from featureviz.optim import precision
 from featureviz.optim.batching import every_side
 from featureviz.optim.param import Schedule, start_noise
 from featureviz.optim.render import visualize, visualize_many
@@ -85,6 +90,19 @@ def test_bf16_optimizes_yet_reports_the_fp32_activation_of_its_image(features, s
 def test_an_unknown_precision_is_refused_before_any_work(features):
     with pytest.raises(ValueError, match="fp16"):
         visualize(features, 7, 12, TINY, precision="fp16")
+
+
+def test_auto_precision_measures_bf16_slower_where_onednn_has_no_bf16_instructions():
+    """oneDNN capped below AVX512-BF16 emulates bf16, as on a processor without it: whatever the
+    processor's flags say, the measurement finds bf16 slower and `auto` keeps fp32."""
+    code = ("import torch; from featureviz.optim import precision as p; "
+            "print(p.bf16_speedup(), p.default_precision(torch.device('cpu')))")
+    environ = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX512_CORE",
+                   PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    speedup, chosen = done.stdout.split()
+    assert 0 < float(speedup) < precision.MIN_BF16_SPEEDUP and chosen == "fp32"
 
 
 def test_same_seed_same_image_other_seed_other_image(features):

@@ -16,6 +16,7 @@ import ts
 from conftest import TINY, reference_layer_output
 from conftest import run_operation
 from featureviz.model.network import normalize
+from featureviz.optim import precision
 from featureviz.pictures import to_png
 from featureviz.service.uploads import center_square
 from featureviz.service.visualize import parse_visualize
@@ -221,14 +222,24 @@ def test_a_repeated_visualize_answers_from_the_cache_without_the_engine(handlers
     assert again == first
 
 
-def test_auto_precision_on_the_cpu_is_bf16_only_where_the_processor_computes_it(model_dir, monkeypatch):
-    for native, expected in ((False, "fp32"), (True, "bf16")):
+def test_auto_precision_on_the_cpu_is_bf16_only_where_the_processor_computes_it_faster(model_dir, monkeypatch):
+    def no_measurement():
+        raise AssertionError("measured bf16 where the answer does not depend on it")
+
+    for native, speedup, expected in ((False, None, "fp32"), (True, 2.5, "bf16"), (True, 0.6, "fp32"),
+                                      (True, precision.MIN_BF16_SPEEDUP, "bf16")):
         with monkeypatch.context() as patched:
             patched.setattr("featureviz.optim.precision.cpu_computes_bf16", lambda: native)
+            patched.setattr("featureviz.optim.precision.bf16_speedup",
+                            no_measurement if speedup is None else (lambda: speedup))
             assert make_handler("visualize", model_dir).service.precision == expected
+            # one forward pass, computed in fp32 whatever the processor: no measurement
+            patched.setattr("featureviz.optim.precision.bf16_speedup", no_measurement)
+            assert make_handler("activations", model_dir).service.precision == "fp32"
     # PyTorch's own detectors, as on a processor without bf16 units
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr("featureviz.optim.precision.bf16_speedup", no_measurement)
     assert make_handler("visualize", model_dir).service.precision == "fp32"
 
 

@@ -4,11 +4,18 @@ On CUDA, cuDNN runs deterministic algorithms in every mode, so that a request re
 same image (the result cache and `filters` rely on that). TF32 is what PyTorch does by default for
 cuDNN convolutions; "fp32" turns it off. On the CPU "tf32" is plain fp32, and bf16 runs on
 oneDNN's bf16 kernels: fast where the processor computes bf16 natively (AVX512-BF16 or AMX),
-emulated and slow elsewhere.
+emulated and slow elsewhere. Having bf16 instructions is not enough: without AMX an Intel core
+runs bf16 dot products no faster than fp32 FMAs, and oneDNN's bf16 convolutions there are slower
+than its fp32 ones, so `auto` measures before it picks bf16.
 """
 import contextlib
+import functools
+import logging
+import time
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 
@@ -41,11 +48,45 @@ def cpu_computes_bf16() -> bool:
     return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
 
 
-def default_precision(device: torch.device) -> str:
+# bf16 must beat fp32 by this much to be picked: enough that a noisy measurement cannot flip the
+# choice between replicas on one kind of machine (docs/benchmarks.md has the speedups measured).
+MIN_BF16_SPEEDUP = 1.25
+
+
+@functools.cache
+def bf16_speedup(channels: int = 128, side: int = 112, rounds: int = 5) -> float:
+    """fp32's time over bf16 autocast's for a VGG-like 3x3 convolution (channels-last), forward and
+    input gradient, on this process's threads: the best of `rounds`, the two alternating."""
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1).to(memory_format=torch.channels_last)
+    conv.requires_grad_(False)
+    x = torch.randn(1, channels, side, side).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+
+    def seconds(bf16: bool) -> float:
+        start = time.perf_counter()
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16, cache_enabled=False):
+            y = conv(x)
+        torch.autograd.grad(y.float().sum(), x)
+        return time.perf_counter() - start
+
+    seconds(True), seconds(False)  # oneDNN builds its kernels
+    best = {True: float("inf"), False: float("inf")}
+    for _ in range(rounds):
+        for bf16 in best:
+            best[bf16] = min(best[bf16], seconds(bf16))
+    return best[False] / best[True]
+
+
+def default_precision(device: torch.device, optimizes: bool = True) -> str:
     """tf32 on a GPU: PyTorch's own default for convolutions, faster than strict fp32, as fast as
     bf16, and as close to fp32's activation as another seed. On the CPU bf16 where the processor
-    computes it natively (about twice fp32's throughput there), strict fp32 elsewhere.
-    docs/benchmarks.md has the figures."""
+    computes it natively and it measures clearly faster than fp32 (bf16_speedup), strict fp32
+    elsewhere. An operation that does not optimize images computes in fp32 on the CPU: it gets
+    fp32 without the measurement. docs/benchmarks.md has the figures."""
     if device.type == "cuda":
         return "tf32"
-    return "bf16" if cpu_computes_bf16() else "fp32"
+    if not (optimizes and cpu_computes_bf16()):
+        return "fp32"
+    speedup = bf16_speedup()
+    precision = "bf16" if speedup >= MIN_BF16_SPEEDUP else "fp32"
+    logger.info("bf16 convolutions run %.2fx as fast as fp32 on this CPU: auto precision is %s", speedup, precision)
+    return precision

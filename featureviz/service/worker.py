@@ -62,7 +62,8 @@ class Service:
         self.operation = OPERATIONS[operation]
         self.device = torch.device(device)
         self.model = Model(state_dict, self.device)
-        self.precision = default_precision(self.device) if settings.precision == "auto" else settings.precision
+        self.precision = (default_precision(self.device, self.operation.optimizes) if settings.precision == "auto"
+                          else settings.precision)
         self.batch_images = settings.batch_images
         max_bytes = int(settings.cache_max_mb * 2**20)
         self.cache = ResultCache(settings.cache_dir, max_bytes) if max_bytes > 0 else None
