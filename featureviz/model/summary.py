@@ -5,8 +5,9 @@ from torch import nn
 from .geometry import output_side
 
 
-def layer_table(net, side: int = 224) -> list[dict]:
-    """One row per module of `features` and `classifier`, with its output for a square `side` input."""
+def layer_table(net, side: int = 224, classifier: bool = True) -> list[dict]:
+    """One row per module of `features` and (if `classifier`) of `classifier`, with its output for
+    a square `side` input."""
     rows = []
     channels = 3
     for index, module in enumerate(net.features):
@@ -14,7 +15,7 @@ def layer_table(net, side: int = 224) -> list[dict]:
             channels = module.out_channels
         rows.append(_row("features", index, module, channels, output_side(net.features, index, side)))
     width = channels * _pooled_cells(net.avgpool.output_size)
-    for index, module in enumerate(net.classifier):
+    for index, module in enumerate(net.classifier if classifier else []):
         if isinstance(module, nn.Linear):
             width = module.out_features
         rows.append(_row("classifier", index, module, width, None))

@@ -130,7 +130,7 @@ def _occlusion(model, request):
 
 def _layers(model, request):
     size = request.values["size"]
-    rows = layer_table(model.net, size)
+    rows = layer_table(model.net, size, model.has_classifier)
     columns = ["index", "name", "type", "channels", "spatial", "params"]
     lines = [[r["index"], r["name"], r["type"], r["channels"],
               "x".join(map(str, r["spatial"])) if r["spatial"] else None, f"{r['params']:,}"] for r in rows]

@@ -61,13 +61,13 @@ class Service:
             raise ValueError(f"register this archive as one of {tuple(OPERATIONS)}, not {operation!r}")
         self.operation = OPERATIONS[operation]
         self.device = torch.device(device)
-        self.model = Model(state_dict, self.device)
+        self.provenance = Provenance(version, weights)
+        self.model = Model(state_dict, self.device, self.provenance.has_classifier)
         self.precision = (default_precision(self.device, self.operation.optimizes) if settings.precision == "auto"
                           else settings.precision)
         self.batch_images = settings.batch_images
         max_bytes = int(settings.cache_max_mb * 2**20)
         self.cache = ResultCache(settings.cache_dir, max_bytes) if max_bytes > 0 else None
-        self.provenance = Provenance(version, weights)
         # On the CPU, large activations from reused heap memory rather than fresh pages every step.
         self.keeps_freed_memory = self.device.type == "cpu" and keep_freed_memory()
         # Built now (a second, once per machine) rather than in the first request.
