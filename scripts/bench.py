@@ -48,11 +48,8 @@ from scripts.timing import timed
 
 
 def served(url, key, layer, filter, seed):
-    import requests
-    response = requests.post(f"{url}/predictions/visualize", json={"layer": layer, "filter": filter, "seed": seed},
-                             headers={"Authorization": f"Bearer {key}"}, timeout=3600)
-    response.raise_for_status()
-    return response.content
+    from scripts.http_client import Endpoint
+    return Endpoint(url, key).post("visualize", json={"layer": layer, "filter": filter, "seed": seed}).content
 
 
 def served_batch_table(url, key, layers, n, seed):

@@ -18,13 +18,12 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import requests
 from PIL import Image
 from tqdm import tqdm
 
 from scripts.grpc_client import inference_key
 from scripts.grpc_stubs import ROOT
-from scripts.http_client import fields_of
+from scripts.http_client import Endpoint, fields_of
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; background: #111; color: #eee; }
@@ -59,18 +58,6 @@ def filter_range(text: str) -> list[int]:
         low, _, high = part.partition("-")
         out += list(range(int(low), int(high or low) + 1))
     return out
-
-
-class Endpoint:
-    def __init__(self, url: str, key: str | None, timeout: float = 3600):
-        self.url, self.timeout = url.rstrip("/"), timeout
-        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
-
-    def post(self, model: str, **kw) -> requests.Response:
-        response = requests.post(f"{self.url}/predictions/{model}", headers=self.headers, timeout=self.timeout, **kw)
-        if response.status_code != 200:
-            raise RuntimeError(f"{model}: HTTP {response.status_code}: {response.text[:300]}")
-        return response
 
 
 def tile_name(layer: int, filter: int) -> str:

@@ -18,6 +18,21 @@ from scripts.grpc_stubs import ROOT
 from scripts.progress_bar import StreamFailed, follow
 
 
+class Endpoint:
+    """A featureviz server's inference address and key: POST to its models."""
+
+    def __init__(self, url: str, key: str | None, timeout: float = 3600):
+        self.url, self.timeout = url.rstrip("/"), timeout
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    def post(self, model: str, **kw) -> requests.Response:
+        """requests.post's keywords (json, files, stream); any answer but 200 raises, with its text."""
+        response = requests.post(f"{self.url}/predictions/{model}", headers=self.headers, timeout=self.timeout, **kw)
+        if response.status_code != 200:
+            raise RuntimeError(f"{model}: HTTP {response.status_code}: {response.text[:300]}")
+        return response
+
+
 def fields_of(pairs) -> dict:
     fields = {}
     for pair in pairs:
@@ -43,11 +58,11 @@ def main():
     fields = fields_of(args.fields)
     if args.stream:
         fields["stream"] = True
-    headers = {"Authorization": f"Bearer {inference_key(args.key_file)}"}
-    with requests.post(f"{args.url}/predictions/{args.model}", json=fields, headers=headers, stream=args.stream,
-                       timeout=3600) as response:
-        if response.status_code != 200:
-            sys.exit(f"HTTP {response.status_code}: {response.text}")
+    try:
+        response = Endpoint(args.url, inference_key(args.key_file)).post(args.model, json=fields, stream=args.stream)
+    except RuntimeError as error:
+        sys.exit(str(error))
+    with response:
         if args.stream and response.headers.get("Content-Type") == "application/x-ndjson":
             try:
                 body, done = follow(json.loads(line) for line in response.iter_lines() if line)

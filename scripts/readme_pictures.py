@@ -8,6 +8,7 @@ import argparse
 import os
 
 from scripts import server
+from scripts.http_client import Endpoint
 
 REQUESTS = {  # file name -> (operation, fields); the image operations also get the sample as `data`
     "deconv": ("deconv", {}),
@@ -26,12 +27,9 @@ ARTICLE_FILTERS = {7: [12, 16, 86, 110], 14: [1, 6, 31, 32], 20: [3, 34, 39, 55]
 
 def visualize_grids(url: str, key: str, out_dir: str):
     """One `filters` grid per article layer, default schedule: layer{L}.png."""
-    import requests
     os.makedirs(out_dir, exist_ok=True)
     for layer, filters in ARTICLE_FILTERS.items():
-        response = requests.post(f"{url}/predictions/visualize", json={"layer": layer, "filters": filters},
-                                 headers={"Authorization": f"Bearer {key}"}, timeout=3600)
-        response.raise_for_status()
+        response = Endpoint(url, key).post("visualize", json={"layer": layer, "filters": filters})
         path = os.path.join(out_dir, f"layer{layer}.png")
         with open(path, "wb") as f:
             f.write(response.content)
@@ -47,7 +45,6 @@ def main():
     args = parser.parse_args()
     if args.image is None and not args.visualize:
         parser.error("give the image for the explain pictures (or --visualize)")
-    import requests
     key = server.keys(server.ROOT)["inference"]
     if args.visualize:
         return visualize_grids(args.url, key, args.out_dir)
@@ -57,9 +54,7 @@ def main():
         files = {k: (None, v) for k, v in fields.items()}
         if operation not in ("layers", "filters"):
             files["data"] = (os.path.basename(args.image), sample, "image/jpeg")
-        response = requests.post(f"{args.url}/predictions/{operation}", files=files or {"output": (None, "png")},
-                                 headers={"Authorization": f"Bearer {key}"}, timeout=600)
-        response.raise_for_status()
+        response = Endpoint(args.url, key, timeout=600).post(operation, files=files or {"output": (None, "png")})
         path = os.path.join(args.out_dir, f"{name}.png")
         with open(path, "wb") as f:
             f.write(response.content)

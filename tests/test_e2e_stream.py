@@ -3,6 +3,8 @@ import base64
 import concurrent.futures
 import json
 import os
+import subprocess
+import sys
 
 import grpc
 import pytest
@@ -54,6 +56,25 @@ def test_an_http_stream_is_chunks_of_events_then_the_png_of_the_plain_answer(api
     status, _, _, again = http_stream(api, {**fields, "stream": True})
     assert status == 200 and [e["event"] for e in again] == ["done"] and again[0]["cache"] == "hit"
     assert base64.b64decode(again[0]["png"]) == png
+
+
+def test_the_readme_http_client_streams_then_writes_the_plain_answers_png(api, served, tmp_path):
+    key_file = tmp_path / ".api_key"
+    key_file.write_text(served["keys"]["inference"])
+    fields = {**SCHEDULE, "filter": 33, "seed": 4}
+    client = [sys.executable, "-m", "scripts.http_client", "visualize", *(f"{k}={v}" for k, v in fields.items()),
+              "--url", api.inference, "--key-file", str(key_file)]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([*client, "--stream", "-o", str(tmp_path / "out.png")], cwd=root,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stderr.strip().splitlines()[-1])["cache"] == "miss"
+    plain = api.visualize(fields)
+    assert plain.headers["X-Cache"] == "hit" and (tmp_path / "out.png").read_bytes() == plain.content
+
+    refused = subprocess.run([*client[:-4], "layer=99", *client[-4:]], cwd=root, capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode != 0 and "HTTP 400" in refused.stderr and "layer" in refused.stderr
 
 
 def test_a_grpc_stream_is_a_message_per_event(api, served):
