@@ -1,8 +1,6 @@
 """Shapes of the network's layers: channels, spatial sides, the smallest input, the convolutions."""
 from torch import nn
 
-from .pool_relu import PoolReLU
-
 
 def output_channels(features: nn.Sequential, layer: int) -> int:
     """Channels of `features[layer]`'s output."""
@@ -44,8 +42,8 @@ def conv_flops(modules, side: int) -> int:
     """Multiply-adds x 2 of the convolutions of `modules` (a list or nn.Sequential, run in order)
     for one square input of `side` pixels."""
     flops = 0
-    for module in modules:
-        module = module.pool if isinstance(module, PoolReLU) else module
+    # .modules(): a fused module's parts too, in order (lean.py's PoolReLU holds its max-pool).
+    for module in (part for outer in modules for part in outer.modules()):
         if isinstance(module, nn.Conv2d):
             k, p, s = module.kernel_size[0], module.padding[0], module.stride[0]
             side = (side + 2 * p - k) // s + 1
