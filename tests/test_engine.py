@@ -101,6 +101,16 @@ def test_an_unknown_precision_is_refused_before_any_work(features):
         visualize(features, 7, 12, TINY, precision="fp16")
 
 
+def test_the_bf16_probe_leaves_the_threads_and_the_global_generator_as_they_were():
+    threads = torch.get_num_threads()
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    with torch.inference_mode():  # as BaseHandler runs its steps
+        speedup = precision.bf16_speedup.__wrapped__(channels=8, side=16, rounds=1)
+    assert speedup > 0 and torch.get_num_threads() == threads and torch.equal(torch.rand(3), expected)
+
+
 def test_auto_precision_measures_bf16_slower_where_onednn_has_no_bf16_instructions():
     """oneDNN capped below AVX512-BF16 emulates bf16, as on a processor without it: whatever the
     processor's flags say, the measurement finds bf16 slower and `auto` keeps fp32."""
