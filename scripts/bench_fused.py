@@ -20,6 +20,7 @@ from featureviz.model import pool_relu, weights
 from featureviz.model.network import build_model, normalize
 from featureviz.optim.objectives import FilterObjective
 from featureviz.optim.param import Schedule
+from featureviz.optim.precision import on_threads
 from featureviz.optim.steps import adams, step
 from featureviz.optim.render import visualize
 from featureviz.service.allocator import keep_freed_memory
@@ -31,15 +32,6 @@ VARIANTS = {"PyTorch's ops": False, "C kernel (default)": True}
 def best_ms(fn, repeats=30):
     fn()
     return min(timed(fn)[0] for _ in range(repeats)) * 1000
-
-
-def on_threads(n, fn):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        return fn()
-    finally:
-        torch.set_num_threads(before)
 
 
 def pool_table():
@@ -58,13 +50,15 @@ def pool_table():
 
         def kernel():
             torch.autograd.grad(pool_relu.PoolReLU(torch.nn.MaxPool2d(2, 2))(x), x, grad_y)
-        one = on_threads(1, lambda: best_ms(pytorch))
+        with on_threads(1):
+            one = best_ms(pytorch)
         every = best_ms(pytorch)
         ours = best_ms(kernel)
         size = x.numel() * x.element_size()
         # forward: read x, write y and one byte per output; backward: read both, write x's gradient
         moved = 2 * (size + size // 4 + x.numel() // 4)
-        copy = on_threads(1, lambda: best_ms(lambda: x.detach().clone()))
+        with on_threads(1):
+            copy = best_ms(lambda: x.detach().clone())
         print(f"| {str(dtype).split('.')[1]} | {one:.2f} | {every:.2f} | {ours:.2f} | {ours / every:.2f} | "
               f"{moved / ours / 1e6:.0f} | {2 * size / copy / 1e6:.0f} |", flush=True)
 

@@ -62,18 +62,21 @@ def test_the_readme_http_client_streams_then_writes_the_plain_answers_png(api, s
     key_file = tmp_path / ".api_key"
     key_file.write_text(served["keys"]["inference"])
     fields = {**SCHEDULE, "filter": 33, "seed": 4}
-    client = [sys.executable, "-m", "scripts.http_client", "visualize", *(f"{k}={v}" for k, v in fields.items()),
-              "--url", api.inference, "--key-file", str(key_file)]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run([*client, "--stream", "-o", str(tmp_path / "out.png")], cwd=root,
-                          capture_output=True, text=True, timeout=300)
+
+    def client(fields, *options):
+        return subprocess.run([sys.executable, "-m", "scripts.http_client", "visualize",
+                               *(f"{k}={v}" for k, v in fields.items()), "--url", api.inference,
+                               "--key-file", str(key_file), *options],
+                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              capture_output=True, text=True, timeout=300)
+
+    done = client(fields, "--stream", "-o", str(tmp_path / "out.png"))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stderr.strip().splitlines()[-1])["cache"] == "miss"
     plain = api.visualize(fields)
     assert plain.headers["X-Cache"] == "hit" and (tmp_path / "out.png").read_bytes() == plain.content
 
-    refused = subprocess.run([*client[:-4], "layer=99", *client[-4:]], cwd=root, capture_output=True, text=True,
-                             timeout=300)
+    refused = client({**fields, "layer": 99})
     assert refused.returncode != 0 and "HTTP 400" in refused.stderr and "layer" in refused.stderr
 
 

@@ -53,6 +53,17 @@ def cpu_computes_bf16() -> bool:
 MIN_BF16_SPEEDUP = 1.25
 
 
+@contextlib.contextmanager
+def on_threads(n: int):
+    """PyTorch's intra-op threads set to `n` inside the block, as they were after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @functools.cache
 def bf16_speedup(channels: int = 128, side: int = 112, rounds: int = 5) -> float:
     """fp32's time over bf16 autocast's for a VGG-like 3x3 convolution (channels-last), forward and
@@ -60,12 +71,8 @@ def bf16_speedup(channels: int = 128, side: int = 112, rounds: int = 5) -> float
     core's arithmetic, which other processes busy on the machine hardly change, where on all
     threads they slowed the short bf16 runs most. It draws from its own generator, and has
     gradients under the caller's no_grad or inference_mode."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with on_threads(1):
         return _bf16_speedup(channels, side, rounds)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _bf16_speedup(channels, side, rounds):
