@@ -126,6 +126,7 @@ def test_with_a_group_shape_an_image_does_not_depend_on_its_neighbours_or_slot(h
     second, _, _, headers = post(handler, {**fields, "filters": [0, 5], "output": "zip"})  # 5: other neighbour, slot
     assert headers["X-Cache"] == "miss"  # filter 0 is new
     assert pngs_in(second)["layer07_filter0005.png"] == first["layer07_filter0005.png"]
+    assert Image.open(io.BytesIO(first["layer07_filter0005.png"])).text["group"] == "2"
     one, _, _, headers = post(handler, {**fields, "filters": [5]})
     assert headers["X-Cache"] == "hit" and one != first["layer07_filter0005.png"]  # a grid of one, labelled
     # A single request runs at shape 1: another image, cached under another key.
@@ -149,3 +150,41 @@ def test_a_stream_reports_each_groups_progress_and_ends_with_the_zip(handler_wit
     assert done["event"] == "done" and done["cache"] == "miss"
     plain, _, _, _ = post(handler, {k: v for k, v in grid.items() if k != "stream"})
     assert base64.b64decode(done["zip"]) == plain
+
+
+def test_the_gallery_asks_for_a_layer_in_one_request_where_the_server_allows_it(handler_with, model_dir,
+                                                                                 monkeypatch, tmp_path):
+    """scripts.gallery against handlers (a response per call, as the HTTP frontend gives): a layer's
+    pictures in one zip request where the limit allows, one request each where it refuses."""
+    import requests as http
+    from scripts import gallery
+    handlers = {"visualize": handler_with(max_filters=4), "activations": make_handler("activations", model_dir)}
+    asked = []
+
+    def post(url, headers=None, timeout=None, json=None, files=None, data=None):
+        model = url.rsplit("/", 1)[1]
+        fields = json if json is not None else {**data, "data": files["data"][1]}
+        asked.append((model, fields.get("filters", fields.get("filter"))))
+        out, statuses, types, answer_headers = call(handlers[model], [{"body": fields} if json is not None
+                                                                       else {k: v for k, v in fields.items()}])
+        response = http.Response()
+        response.status_code, response._content = statuses[0], out[0]
+        response.headers.update({**answer_headers[0], "Content-Type": types[0]})
+        return response
+
+    monkeypatch.setattr(http, "post", post)
+    extra = {"seed": 3, **TINY}
+    records = gallery.build(gallery.Endpoint("http://127.0.0.1:9", None), str(tmp_path / "g"), [7, 14],
+                            [0, 1, 2, 3, 5], extra, parallel=1, progress=io.StringIO())
+    visualize = [filters for model, filters in asked if model == "visualize"]
+    # Five filters are more than this server takes at once: refused, then one request each.
+    assert visualize == [[0, 1, 2, 3, 5], [0, 1, 2, 3, 5]] + [0, 1, 2, 3, 5] * 2
+    asked.clear()
+    records = gallery.build(gallery.Endpoint("http://127.0.0.1:9", None), str(tmp_path / "h"), [7], [0, 1, 2, 3],
+                            extra, parallel=1, progress=io.StringIO())
+    assert [filters for model, filters in asked if model == "visualize"] == ["0-3"]  # the layer in one request
+    for f in range(4):
+        png = (tmp_path / "h" / f"layer7/filter_{f:04d}.png").read_bytes()
+        assert png == lone_png(handlers["visualize"], {"layer": 7, "filter": f, **extra})  # the CPU's: exact
+        assert records[(7, f)]["request"] == {**extra, "layer": 7, "filter": f}
+        assert records[(7, f)]["activation"] == float(Image.open(io.BytesIO(png)).text["activation_final"])

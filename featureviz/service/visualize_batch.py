@@ -100,10 +100,11 @@ def _result(worker, request, singles):
 
 
 def png_text(request: VisualizeRequest, result, precision: str, note: dict) -> dict:
-    """A single image's PNG text: its request, the activations reached, and what made it."""
+    """A single image's PNG text: its request, the activations reached, and what made it (the
+    group shape where it is not 1)."""
     return {"layer": request.layer, "filter": request.filter, "seed": request.seed,
             "activation_start": f"{result.activation_start:.6g}", "activation_final": f"{result.activation_final:.6g}",
-            "precision": precision, **note}
+            "precision": precision, **({"group": request.group} if request.group > 1 else {}), **note}
 
 
 def _progress(worker, group: list[VisualizeRequest], listeners: dict, batch_index: int, groups_of: dict):
