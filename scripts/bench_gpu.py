@@ -214,6 +214,8 @@ def section_groups(features, seed, layer, count, sizes, budget_s, singles=8, sch
                                     f"{max((moved.image - first).abs().max().item(), (lonely[0].image - first).abs().max().item()):.3g}",
                                     bool(torch.equal(first, alone[3][1].image))))
             single_rows.append((precision, g, f"{single_s:.3f}", f"{lonely_s:.3f}", f"{lonely_s / single_s:.2f}"))
+            # As it goes: a run stopped by its time limit still leaves what it measured.
+            print("groups:", sweep_rows[-1], invariance_rows[-1], single_rows[-1], file=sys.stderr, flush=True)
     emit(f"### A whole layer in groups of a fixed shape (layer {layer}, {count} filters, default schedule: "
          f"{n_scales} scales, seed {seed})\n")
     table(["precision", "G", "filters done", "seconds", f"{count} filters (s)", "per filter (s)",

@@ -15,7 +15,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT
 timeout 150 "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tee "$OUT/test_gpu.log" | tail -3
 # 2 precisions x 3 group shapes, each at most GROUP_BUDGET seconds of layer 40 (then extrapolated).
 timeout 330 "$PYTHON" -m scripts.bench_gpu --sections groups --group-sizes 8 16 32 \
-    --group-budget "${GROUP_BUDGET:-35}" --out "$OUT/bench_groups.md" 2>&1 | tail -30
+    --group-budget "${GROUP_BUDGET:-35}" --out "$OUT/bench_groups.md" 2>&1 | tee "$OUT/bench_groups.log" | tail -30
 if [ "${GPU_CHECK:-}" = all ]; then
     "$PYTHON" -m scripts.bench_gpu --sections latency repeat exact fidelity sync \
         --exact-sizes 2 4 8 --out "$OUT/bench_gpu.md" 2>&1 | tail -3
