@@ -13,7 +13,7 @@ AB_PERCENT ?= 10
 REPLICAS ?= 2
 API_KEY ?=
 
-.PHONY: venv archive serve serve-ab serve-cluster nginx chromium compiler gallery stop test clean
+.PHONY: venv archive serve serve-ab serve-cluster nginx chromium compiler gallery gpu-check stop test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,9 +56,15 @@ compiler:
 	@{ command -v cc >/dev/null && test -f /usr/include/stdint.h; } || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; }
 
-# The served pictures of layer 40's first 16 filters as a static page: gallery/index.html.
+# The served pictures of layer 40's first 16 filters as a static page: gallery/index.html; each
+# layer's in one request where the server's compute limit allows it (docs/layers.md).
 gallery: venv
 	$(BIN)/python -m scripts.gallery --layers $(or $(LAYERS),40) --filters $(or $(FILTERS),0-15) --out gallery
+
+# On a machine with a CUDA GPU: its tests and a whole layer in groups of a fixed shape, under 8
+# minutes; results in gpu-check/ (docs/layers.md, "The GPU check"). GPU_CHECK=all adds the rest.
+gpu-check:
+	PYTHON=$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) sh scripts/gpu_check.sh
 
 stop: venv
 	$(BIN)/python -m scripts.ab stop

@@ -1,9 +1,11 @@
-"""Measure `visualize` on a GPU: host syncs, repeatability, precision, batching, a whole-layer sweep.
+"""Measure `visualize` on a GPU: host syncs, repeatability, precision, batching, a whole-layer sweep,
+a whole layer in groups of a fixed shape.
 
-    python -m scripts.bench_gpu [--weights random] [--sections sync repeat latency fidelity batching exact sweep]
+    python -m scripts.bench_gpu [--weights random] [--sections sync repeat latency fidelity batching exact sweep groups]
                                 [--fidelity-layers 7 20 30 40] [--fidelity-filters 4] [--exact-sizes 2 4 8]
                                 [--sweep 512]
-                                [--sweep-precision tf32] [--lucent DIR] [--out FILE]
+                                [--sweep-precision tf32] [--group-sizes 8 16 32] [--group-budget 35]
+                                [--lucent DIR] [--out FILE]
 
 Every section prints a Markdown table (and appends it to --out). The seed article's loop is
 scripts.peers.seed_visualize, run with PyTorch's default cuDNN settings (TF32 convolutions, as the article's
@@ -23,6 +25,7 @@ from featureviz.model.network import build_model
 from featureviz.attribution.activations import channel_means
 from featureviz.optim import precision as arithmetic
 from featureviz.optim.batching import every_side
+from featureviz.optim.groups import visualize_group
 from featureviz.optim.param import Schedule
 from featureviz.optim.render import visualize, visualize_many
 from scripts import fidelity, timing
@@ -167,6 +170,65 @@ def section_sweep(features, seed, layer, count, precision):
             f"{min(reached):.4g}", f"{max(reached):.4g}")])
 
 
+def section_groups(features, seed, layer, count, sizes, budget_s, singles=8, schedule=Schedule()):
+    """The issue's GPU check of fixed group shapes (docs/layers.md): for each precision and group
+    shape G, the `count` filters of `layer` in groups of G at the default schedule, as a `filters:
+    "all"` request runs them (CUDA graphs, deterministic cuDNN), for at most `budget_s` seconds
+    (then the total is extrapolated from the groups done, and marked so); whether an image is the
+    same in another group and slot; the activation reached against single images; the single
+    request's latency at shape 1 (what it runs) and of one image at shape G (the 1.3x rule)."""
+    n_scales = len(schedule.sides())
+    sweep_rows, invariance_rows, single_rows = [], [], []
+    for precision in ("tf32", "bf16"):
+        alone = {}
+        visualize(features, layer, 0, schedule, seed, precision)  # warm: shape 1's kernels
+        for f in range(singles):
+            single_s, result = timed(lambda: visualize(features, layer, f, schedule, seed, precision))
+            alone[f] = (single_s, result)
+        single_s = statistics.median(s for s, _ in alone.values())
+        for g in sizes:
+            torch.cuda.reset_peak_memory_stats()
+            done, reached, images = 0, [], {}
+            start = time.perf_counter()
+            while done < count and time.perf_counter() - start < budget_s:
+                filters = list(range(done, min(done + g, count)))
+                results = visualize_group(features, layer, filters, [seed] * len(filters), g, schedule, precision)
+                reached += [r.activation_final for r in results]
+                images.update({f: r for f, r in zip(filters, results) if f < singles})
+                done += len(filters)
+            timing.timed(lambda: None, features[0].weight.device)  # the last kernels finished
+            elapsed = time.perf_counter() - start
+            total = elapsed if done == count else elapsed / done * count
+            memory = torch.cuda.max_memory_allocated() / 2**30
+            ratio = statistics.mean(images[f].activation_final / alone[f][1].activation_final for f in images)
+            sweep_rows.append((precision, g, f"{done} of {count}", f"{elapsed:.1f}",
+                               f"{total:.1f}" + ("" if done == count else " (extrapolated)"), f"{total / count:.4f}",
+                               f"{statistics.mean(reached):.4g}", f"{ratio:.3f}", f"{memory:.1f}"))
+            # Filter 3 again: in the last slot, beside the layer's last filters, and with stand-ins.
+            others = list(range(count - (g - 1), count))
+            moved = visualize_group(features, layer, others + [3], [seed] * g, g, schedule, precision)[-1]
+            lonely_s, lonely = timed(lambda: visualize_group(features, layer, [3], [seed], g, schedule, precision))
+            first = images[3].image
+            invariance_rows.append((precision, g, bool(torch.equal(moved.image, first)),
+                                    bool(torch.equal(lonely[0].image, first)),
+                                    f"{max((moved.image - first).abs().max().item(), (lonely[0].image - first).abs().max().item()):.3g}",
+                                    bool(torch.equal(first, alone[3][1].image))))
+            single_rows.append((precision, g, f"{single_s:.3f}", f"{lonely_s:.3f}", f"{lonely_s / single_s:.2f}"))
+            # As it goes: a run stopped by its time limit still leaves what it measured.
+            print("groups:", sweep_rows[-1], invariance_rows[-1], single_rows[-1], file=sys.stderr, flush=True)
+    emit(f"### A whole layer in groups of a fixed shape (layer {layer}, {count} filters, default schedule: "
+         f"{n_scales} scales, seed {seed})\n")
+    table(["precision", "G", "filters done", "seconds", f"{count} filters (s)", "per filter (s)",
+           "mean activation reached", f"activation / single's (filters 0-{singles - 1})", "peak GPU memory (GiB)"],
+          sweep_rows)
+    emit(f"### The same image in another group (filter 3, layer {layer})\n")
+    table(["precision", "G", "equal in the last slot beside other filters", "equal in a group of stand-ins",
+           "max pixel difference", "equal to the single request's image"], invariance_rows)
+    emit(f"### One image: alone (shape 1, a single request) and at shape G (with G - 1 stand-ins)\n")
+    table(["precision", "G", "shape 1 (s)", "shape G (s)", "shape G / shape 1 (single requests at shape G "
+           "where at most 1.3)"], single_rows)
+
+
 def main():
     global OUT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -181,6 +243,8 @@ def main():
     parser.add_argument("--exact-sizes", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--sweep", type=int, default=512)
     parser.add_argument("--sweep-precision", default="tf32")
+    parser.add_argument("--group-sizes", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--group-budget", type=float, default=35, help="seconds per precision and group shape")
     parser.add_argument("--lucent", metavar="DIR", help="a folder where torch-lucent is installed")
     parser.add_argument("--out")
     parser.add_argument("--device", default="cuda")
@@ -201,6 +265,7 @@ def main():
         "batching": lambda: section_batching(features, args.seed, 40, args.batch_sizes),
         "exact": lambda: section_exact(features, args.seed, 40, args.exact_sizes),
         "sweep": lambda: section_sweep(features, args.seed, 40, args.sweep, args.sweep_precision),
+        "groups": lambda: section_groups(features, args.seed, 40, args.sweep, args.group_sizes, args.group_budget),
     }
     for name in args.sections:
         start = time.perf_counter()

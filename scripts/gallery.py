@@ -4,8 +4,9 @@
     python -m scripts.gallery --url http://127.0.0.1:8090 --key-file .api_key --layers 7 14 40 --filters 0-63 \\
         --field opt_steps=10 --out gallery
 
-For each layer and filter it asks `visualize` for the picture (the server's result cache answers a
-request it has made before) and `activations` for the picture's profile at that layer (how much
+For each layer it asks `visualize` for all the pictures it needs in one request (`filters` as a
+range or list, `output: zip`), or, where the server's compute limit refuses that, for each filter
+alone (the server's result cache answers a request it has made before); and `activations` for the picture's profile at that layer (how much
 each channel of the layer responds to it), and keeps both beside the page: a run that stopped
 resumes where it was. Each tile shows the filter's picture, its number and the activation reached;
 a click opens the full image, the request that made it and its profile. Open gallery/index.html.
@@ -16,8 +17,10 @@ import io
 import json
 import os
 import sys
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
+import requests
 from PIL import Image
 from tqdm import tqdm
 
@@ -64,26 +67,70 @@ def tile_name(layer: int, filter: int) -> str:
     return os.path.join(f"layer{layer}", f"filter_{filter:04d}")
 
 
-def make_tile(endpoint: Endpoint, out: str, layer: int, filter: int, extra: dict) -> dict:
-    """The picture and its record (request, activation, profile), made once: a record whose request
-    is this one is kept."""
+def requests_of(layer: int, filter: int, extra: dict) -> list[dict]:
+    """The requests that answer this picture: alone, and (where the server optimizes a layer's
+    images in groups) as the one filter of a zip."""
+    return [{**extra, "layer": layer, "filter": filter},
+            {**extra, "layer": layer, "filters": [filter], "output": "zip"}]
+
+
+def kept(out: str, layer: int, filter: int, extra: dict) -> dict | None:
+    """A record made before, with its picture, for these fields."""
     name = tile_name(layer, filter)
     record_path, png_path = os.path.join(out, name + ".json"), os.path.join(out, name + ".png")
-    request = {**extra, "layer": layer, "filter": filter}
     if os.path.exists(record_path) and os.path.exists(png_path):
         with open(record_path) as f:
             record = json.load(f)
-        if record["request"] == request:
+        if record["request"] in requests_of(layer, filter, extra):
             return record
-    answer = endpoint.post("visualize", json=request)
-    png = answer.content
+    return None
+
+
+def filters_field(filters: list[int]):
+    """A range "a-b" where the filters are one, else the list."""
+    return f"{filters[0]}-{filters[-1]}" if filters == list(range(filters[0], filters[-1] + 1)) else filters
+
+
+def layer_pictures(endpoint: Endpoint, layer: int, filters: list[int], extra: dict) -> tuple[dict, str] | None:
+    """All the pictures of `filters` in one request (filter -> PNG, and X-Cache), or None where
+    the server refuses so many at once (its compute limit: a CPU's takes few)."""
+    response = requests.post(f"{endpoint.url}/predictions/visualize", headers=endpoint.headers,
+                             timeout=endpoint.timeout,
+                             json={**extra, "layer": layer, "filters": filters_field(filters), "output": "zip"})
+    if response.status_code == 400 and response.json().get("field") == "filters":
+        return None
+    if response.status_code != 200:
+        raise RuntimeError(f"visualize: HTTP {response.status_code}: {response.text[:300]}")
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        pngs = [archive.read(name) for name in archive.namelist()]
+    return dict(zip(filters, pngs)), response.headers.get("X-Cache")
+
+
+def make_tile(endpoint: Endpoint, out: str, layer: int, filter: int, extra: dict, made=None) -> dict:
+    """The picture and its record (request, activation, profile), made once: a record whose request
+    is this one is kept. `made`: the picture and its X-Cache, where a layer request brought it."""
+    name = tile_name(layer, filter)
+    record_path, png_path = os.path.join(out, name + ".json"), os.path.join(out, name + ".png")
+    record = kept(out, layer, filter, extra)
+    if record is not None:
+        return record
+    if made is None:
+        request = requests_of(layer, filter, extra)[0]
+        answer = endpoint.post("visualize", json=request)
+        png, cache = answer.content, answer.headers.get("X-Cache")
+    else:
+        png, cache = made
     picture = Image.open(io.BytesIO(png))
     text, side = picture.text, picture.size[0]
+    if made is not None and "group" in text:  # optimized in a group: not the single request's image
+        request = requests_of(layer, filter, extra)[1]
+    elif made is not None:
+        request = requests_of(layer, filter, extra)[0]
     profile = endpoint.post("activations", files={"data": ("picture.png", png, "image/png")},
                             data={"layer": str(layer), "size": str(side)}).json()
     record = {"url": endpoint.url, "request": request, "activation": float(text["activation_final"]),
               "activation_start": float(text["activation_start"]), "side": side, "text": text,
-              "cache": answer.headers.get("X-Cache"), "profile": profile["means"], "top": profile["top"]}
+              "cache": cache, "profile": profile["means"], "top": profile["top"]}
     os.makedirs(os.path.dirname(png_path), exist_ok=True)
     with open(png_path + ".part", "wb") as f:
         f.write(png)
@@ -164,11 +211,24 @@ def index_page(records: dict) -> str:
 
 def build(endpoint: Endpoint, out: str, layers: list[int], filters: list[int], extra: dict, parallel: int = 4,
           progress=sys.stderr) -> dict:
-    """Every (layer, filter) tile, then the pages; returns the records by (layer, filter)."""
+    """Every (layer, filter) tile, then the pages; returns the records by (layer, filter). The
+    pictures of a layer come in one request where the server allows it."""
     jobs = [(layer, f) for layer in layers for f in filters]
+    made = {}  # (layer, filter) -> (PNG, X-Cache) from a layer request
+    for layer in layers:
+        missing = [f for f in filters if kept(out, layer, f, extra) is None]
+        if len(missing) > 1:
+            print(f"layer {layer}: {len(missing)} pictures in one request", file=progress)
+            answered = layer_pictures(endpoint, layer, missing, extra)
+            if answered is None:
+                print(f"layer {layer}: the server takes fewer at once; one request per picture", file=progress)
+            else:
+                pngs, cache = answered
+                made.update({(layer, f): (png, cache) for f, png in pngs.items()})
     records = {}
     with ThreadPoolExecutor(parallel) as pool, tqdm(total=len(jobs), unit="picture", file=progress) as bar:
-        futures = {pool.submit(make_tile, endpoint, out, layer, f, extra): (layer, f) for layer, f in jobs}
+        futures = {pool.submit(make_tile, endpoint, out, layer, f, extra, made.get((layer, f))): (layer, f)
+                   for layer, f in jobs}
         for future in futures:
             records[futures[future]] = future.result()
             bar.update(1)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from scripts.bench_gpu import host_syncs
 from featureviz.model.network import build_model
+from featureviz.optim.groups import visualize_group
 from featureviz.optim.param import Schedule
 from featureviz.optim.render import visualize, visualize_many
 from featureviz_handler import FeatureVizHandler
@@ -52,6 +53,20 @@ def test_images_optimized_together_on_the_gpu_are_each_the_image_alone(cuda_feat
         alone = visualize(cuda_features, 20, filter, schedule, seed, "tf32", graphs)
         assert torch.equal(result.image, alone.image)
         assert result.activation_per_scale == alone.activation_per_scale
+
+
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+@pytest.mark.parametrize("group_size", [4, 8])
+def test_in_a_group_of_fixed_shape_an_image_ignores_its_neighbours_and_slot(cuda_features, precision, group_size):
+    """What a `filters` request relies on where group_size > 1 (optim.groups, docs/layers.md)."""
+    schedule = Schedule(size=48, upscaling_steps=4, upscaling_factor=1.6, opt_steps=5)
+    first = visualize_group(cuda_features, 20, [5] + list(range(10, 10 + group_size - 1)), [1] * group_size,
+                            group_size, schedule, precision)[0]
+    last = visualize_group(cuda_features, 20, list(range(30, 30 + group_size - 1)) + [5], [2] * (group_size - 1) + [1],
+                           group_size, schedule, precision)[-1]
+    lonely = visualize_group(cuda_features, 20, [5], [1], group_size, schedule, precision)[0]
+    assert torch.equal(first.image, last.image) and torch.equal(first.image, lonely.image)
+    assert first.activation_per_scale == last.activation_per_scale == lonely.activation_per_scale
 
 
 def test_strict_fp32_on_the_gpu_follows_the_cpu(cuda_features, cpu_features):

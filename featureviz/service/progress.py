@@ -11,6 +11,7 @@ from PIL import Image
 
 from ..pictures import to_png
 from .results import Answer
+from .zipped import CONTENT_TYPE as ZIP
 
 CONTENT_TYPE = "application/x-ndjson"
 PREVIEW_SIDE = 64
@@ -30,7 +31,11 @@ def preview(image: torch.Tensor) -> str:
 
 def last_line(a: Answer, began: bool) -> Answer:
     """A streamed request's answer as its stream's last line: `done` with the PNG (base64) and
-    the text it carries, or `error` once events went out (before that, the refusal itself)."""
+    the text it carries (a zip: the zip, base64), or `error` once events went out (before that, the
+    refusal itself)."""
+    if a.status == 200 and a.content_type == ZIP:
+        done = {"event": "done", "cache": a.headers.get("X-Cache"), "zip": base64.b64encode(a.body).decode()}
+        return Answer(200, CONTENT_TYPE, line(done), a.headers)
     if a.status == 200:
         text = Image.open(io.BytesIO(a.body)).text
         done = {"event": "done", **text, "cache": a.headers.get("X-Cache"), "png": base64.b64encode(a.body).decode()}

@@ -22,11 +22,12 @@ class Operation:
     memory_hint: str = "lower size"  # what to lower when a request does not fit in memory
     needs_classifier: bool = False  # refused where the weights have none
     optimizes: bool = False  # runs the activation maximization (model.lean's network, its CPU kernel)
+    takes_filters_limit: bool = False  # parse takes the worker's compute limit on `filters` too
 
 
 OPERATIONS = {op.name: op for op in [
     Operation("visualize", VISUALIZE_FIELDS, parse_visualize, visualize_batch.run, body_is_image=False,
-              memory_hint=visualize_batch.MEMORY_HINT, optimizes=True),
+              memory_hint=visualize_batch.MEMORY_HINT, optimizes=True, takes_filters_limit=True),
     Operation("activations", ACTIVATIONS_FIELDS, parse_activations, run_activations, body_is_image=True),
     *[Operation(name, e.fields, e.parser(name), e.runner(), body_is_image=e.takes_image,
                 needs_classifier=e.needs_classifier)

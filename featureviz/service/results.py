@@ -10,13 +10,14 @@ import torch
 from .fields import BadRequest, InternalError
 
 logger = logging.getLogger(__name__)
+PICTURES = {"png": "image/png", "zip": "application/zip"}  # the outputs made by `picture`, by content type
 UNTRAINED = "untrained: seeded random weights (WEIGHTS=random), no learned features"
 
 
 @dataclass
 class Result:
     """An operation's answer to one request: the numbers (its JSON answer) and its picture on
-    demand (PNG text entries -> PNG bytes), sent as the request's `output` asks."""
+    demand (PNG text entries -> PNG bytes, or a zip of PNGs), sent as the request's `output` asks."""
     numbers: dict
     picture: Callable[[dict], bytes] | None = field(default=None, repr=False)
     output: str = "png"
@@ -80,8 +81,8 @@ def answer(outcome: Result | BadRequest, provenance: Provenance) -> Answer:
         return Answer(outcome.status, "application/json", body, headers, outcome)
     if outcome.cache:
         headers["X-Cache"] = outcome.cache
-    if outcome.output == "png":
-        return Answer(200, "image/png", outcome.png(provenance.text()), headers)
+    if outcome.output in PICTURES:
+        return Answer(200, PICTURES[outcome.output], outcome.png(provenance.text()), headers)
     body = json.dumps({**outcome.json(), "model_version": provenance.version, "weights": provenance.note()})
     return Answer(200, "application/json", body.encode(), headers)
 

@@ -1,5 +1,4 @@
 """The `visualize` request: its fields, its compute limits, and the key of its cached image."""
-import json
 from dataclasses import asdict, dataclass, replace
 
 from .. import __version__
@@ -7,13 +6,16 @@ from ..model.network import LAYER_COUNT
 from ..optim.param import Schedule
 from .cache import cache_key
 from .checks import check_channels, check_side
-from .fields import BadRequest, Field, parse_fields, shown
+from .fields import BadRequest, Field, parse_fields
+from .filter_sets import FiltersLimit, check_limit, parse_filter_set
 
 MAX_SIDE = 1024  # largest image side any scale may reach
 # Compute limit: pixels x Adam steps summed over scales, twice the default request's.
 MAX_PIXEL_STEPS = 2 * sum(s * s for s in Schedule().sides()) * Schedule().opt_steps
-MAX_FILTERS = 64  # `filters`: at most this many, and all of them at most 4x the single limit
-MAX_FILTERS_PIXEL_STEPS = 4 * MAX_PIXEL_STEPS
+# `filters`: by default (a CPU's compute limit, filter_sets.FiltersLimit) at most this many, and
+# all of them at most 4x the single limit.
+MAX_FILTERS = FiltersLimit().images
+MAX_FILTERS_PIXEL_STEPS = FiltersLimit().pixel_steps
 
 FIELDS = [
     Field("layer", int, 40, 0, LAYER_COUNT - 1),
@@ -27,6 +29,7 @@ FIELDS = [
     Field("seed", int, 0, 0, 2**32 - 1),
     Field("stream", bool, False),
     Field("preview", bool, False),
+    Field("output", str, "png", choices=("png", "zip")),
 ]
 
 
@@ -39,48 +42,38 @@ class VisualizeRequest:
     filters: tuple | None = None  # several filters: one image each, answered as a grid
     stream: bool = False  # progress events as the work goes, then the image (same bytes)
     preview: bool = False  # ... each scale's event with a small picture
+    output: str = "png"  # with filters: "zip", one PNG per filter instead of the grid
+    group: int = 1  # the group shape its image is optimized at (optim.groups); 1: alone, exact
 
-    def singles(self) -> list["VisualizeRequest"]:
-        """The single-filter images this request stands for (how it is answered is not theirs)."""
+    def singles(self, group_size: int = 1) -> list["VisualizeRequest"]:
+        """The single-filter images this request stands for (how it is answered is not theirs):
+        a `filters` request's are optimized in groups of `group_size`, a single request's alone."""
         if self.filters is None:
             return [replace(self, stream=False, preview=False)]
-        return [replace(self, filter=f, filters=None, stream=False, preview=False) for f in self.filters]
+        return [replace(self, filter=f, filters=None, stream=False, preview=False, output="png", group=group_size)
+                for f in self.filters]
 
     def cache_key(self, **context) -> str:
-        """Every field of a single-filter request, the engine's version, and `context` (weights,
-        device, precision, model version)."""
+        """Every field of a single-filter request, the group shape where it is not 1, the engine's
+        version, and `context` (weights, device, precision, model version)."""
+        group = {"group": self.group} if self.group > 1 else {}
         return cache_key(engine=__version__, layer=self.layer, filter=self.filter, seed=self.seed,
-                         **asdict(self.schedule), **context)
+                         **asdict(self.schedule), **group, **context)
 
 
-def parse_filter_list(raw) -> tuple:
-    """`filters` as a JSON list of integers, or text: "3,5,9" or "[3, 5, 9]"."""
-    accepted = f"a list of 1 to {MAX_FILTERS} different integers, e.g. [3, 5, 9] or \"3,5,9\""
-    if isinstance(raw, (bytes, bytearray)):
-        raw = raw.decode("utf-8", errors="replace")
-    if isinstance(raw, str):
-        text = raw.strip()
-        try:
-            raw = json.loads(text) if text.startswith("[") else [int(part) for part in text.split(",")]
-        except (ValueError, RecursionError):
-            raise BadRequest("filters", f"{text[:40]!r} is not {accepted}") from None
-    if (not isinstance(raw, list) or not 1 <= len(raw) <= MAX_FILTERS
-            or any(isinstance(f, bool) or not isinstance(f, int) or f < 0 for f in raw)
-            or len(set(raw)) != len(raw)):
-        raise BadRequest("filters", f"{shown(raw, 60)} is not {accepted}")
-    return tuple(raw)
-
-
-def parse_visualize(fields: dict, model) -> VisualizeRequest:
+def parse_visualize(fields: dict, model, limit: FiltersLimit = FiltersLimit()) -> VisualizeRequest:
+    """`limit`: the deployment's compute limit on `filters` (a CPU's by default)."""
     features = model.features
-    filters = None
+    filters = asked = None
     if "filters" in fields:
         if "filter" in fields:
             raise BadRequest("filters", "send either filter or filters, not both")
-        filters = parse_filter_list(fields["filters"])
-        fields = {**{k: v for k, v in fields.items() if k != "filters"}, "filter": filters[0]}
+        asked = parse_filter_set(fields["filters"], limit)
+        fields = {**{k: v for k, v in fields.items() if k != "filters"}, "filter": (asked.listed or (0,))[0]}
     v = parse_fields(fields, FIELDS)
     layer, size = v["layer"], v["size"]
+    if asked is not None:
+        filters = asked.filters(features, layer)
     check_channels(features, layer, filters or (v["filter"],), "filters" if filters else "filter")
     check_side(features, layer, size)
     if v["blur"] is not None and v["blur"] > size:
@@ -94,9 +87,12 @@ def parse_visualize(fields: dict, model) -> VisualizeRequest:
     if work > MAX_PIXEL_STEPS:
         raise BadRequest("opt_steps", f"the request needs {work} pixel-steps (pixels x opt_steps over all "
                                       f"scales); at most {MAX_PIXEL_STEPS}")
-    if filters and work * len(filters) > MAX_FILTERS_PIXEL_STEPS:
-        raise BadRequest("filters", f"{len(filters)} filters need {work * len(filters)} pixel-steps; "
-                                    f"at most {MAX_FILTERS_PIXEL_STEPS}: send fewer filters")
+    if filters:
+        check_limit(asked, filters, layer, work, limit)
     if v["preview"] and not v["stream"]:
         raise BadRequest("preview", "previews come with progress events: send stream: true too, or no preview")
-    return VisualizeRequest(layer, v["filter"], schedule, v["seed"], filters, v["stream"], v["preview"])
+    if v["output"] == "zip" and not filters:
+        raise BadRequest("output", "zip answers a filters request with one PNG per filter; send filters, or "
+                                   "output: png for one filter")
+    return VisualizeRequest(layer, v["filter"], schedule, v["seed"], filters, v["stream"], v["preview"],
+                            v["output"])

@@ -1,48 +1,56 @@
 """A batch of `visualize` requests, end to end: every single-filter image the batch needs (its
 requests' and their `filters`') is looked up in the result cache; identical ones are computed
 once; the rest are optimized together by layer and schedule, `batch_images` at a time (exact:
-featureviz.optim.render), then cached one by one as what their single requests return; a
-`filters` request gets the labelled grid of its images."""
+featureviz.optim.render), or where the worker's group shape G is more than 1 a `filters` request's
+in groups of exactly G (featureviz.optim.groups), then cached one by one; a `filters` request
+gets the labelled grid of its images, or with output: "zip" one PNG per filter."""
 import logging
 import time
 
 import torch
 
+from ..optim.groups import visualize_group
 from ..optim.render import visualize_many
 from ..pictures import grid_png, to_png
 from . import progress
 from .fields import BadRequest
 from .results import Metric, Result, each_alone_on_failure
 from .visualize import VisualizeRequest
+from .zipped import png_name, zip_of
 
 logger = logging.getLogger(__name__)
 MEMORY_HINT = "lower size, upscaling_steps or upscaling_factor"
 
 
 def run_visualize(features, requests: list[VisualizeRequest], precision: str = "fp32", on_scale=None) -> list:
-    """Single-filter requests of one layer and schedule -> their Visualizations, optimized
-    together where that changes no image (optim.render.visualize_many); `on_scale` as there."""
-    layer, schedule = requests[0].layer, requests[0].schedule
-    if any(r.filters is not None or (r.layer, r.schedule) != (layer, schedule) for r in requests):
-        raise ValueError("run_visualize takes single-filter requests of one layer and schedule")
+    """Single-filter requests of one layer, schedule and group shape -> their Visualizations:
+    at shape 1 optimized together where that changes no image (optim.render.visualize_many), at
+    shape G as one group of G (optim.groups); `on_scale` as there."""
+    layer, schedule, group = requests[0].layer, requests[0].schedule, requests[0].group
+    if any(r.filters is not None or (r.layer, r.schedule, r.group) != (layer, schedule, group) for r in requests):
+        raise ValueError("run_visualize takes single-filter requests of one layer, schedule and group shape")
+    filters, seeds = [r.filter for r in requests], [r.seed for r in requests]
     # Gradients even when a caller runs us under no_grad or inference_mode (as model servers do).
     with torch.inference_mode(False), torch.enable_grad():
-        return visualize_many(features, layer, [r.filter for r in requests], [r.seed for r in requests],
-                              schedule, precision, on_scale=on_scale)
+        if group > 1:
+            return visualize_group(features, layer, filters, seeds, group, schedule, precision, on_scale=on_scale)
+        return visualize_many(features, layer, filters, seeds, schedule, precision, on_scale=on_scale)
 
 
 def visualize_batches(requests: list[VisualizeRequest], max_images: int) -> list[list[VisualizeRequest]]:
-    """Single-filter requests -> the batches run_visualize takes: same layer and schedule, in
-    order of arrival, at most `max_images` each."""
+    """Single-filter requests -> the batches run_visualize takes: same layer, schedule and group
+    shape, in order of arrival, at most `max_images` each, or G for a group shape G > 1."""
     groups = {}
     for request in requests:
-        groups.setdefault((request.layer, request.schedule), []).append(request)
-    return [group[i:i + max_images] for group in groups.values() for i in range(0, len(group), max_images)]
+        groups.setdefault((request.layer, request.schedule, request.group), []).append(request)
+    return [images[i:i + size] for (_, _, group), images in groups.items()
+            for size in [group if group > 1 else max_images] for i in range(0, len(images), size)]
 
 
 def run(worker, requests: list[VisualizeRequest]) -> list:
     """Each request's Result (a PNG, cache hit or miss) or refusal."""
-    keys = {single: single.cache_key(**worker.cache_context()) for r in requests for single in r.singles()}
+    keys = {single: single.cache_key(**worker.cache_context())
+            for r in requests for single in r.singles(worker.group_size)}
     images = {}  # single-filter request (identical ones are equal) -> (PNG, cache hit) or BadRequest
     for single, key in keys.items():
         cached = worker.cache.get(key) if worker.cache else None
@@ -51,7 +59,7 @@ def run(worker, requests: list[VisualizeRequest]) -> list:
     listeners = {}  # single-filter image -> the streamed requests that wait for it
     for request in requests:
         if request.stream:
-            for single in request.singles():
+            for single in request.singles(worker.group_size):
                 listeners.setdefault(single, []).append(request)
     batches = visualize_batches([single for single in keys if single not in images], worker.batch_images)
     groups_of = {}  # id of a streamed request -> the batches, by index, that hold its images
@@ -69,7 +77,8 @@ def run(worker, requests: list[VisualizeRequest]) -> list:
             images[single] = (png, False)
             if worker.cache:
                 worker.cache.put(keys[single], png)
-    return [_result(worker, request, [images[single] for single in request.singles()]) for request in requests]
+    return [_result(worker, request, [images[single] for single in request.singles(worker.group_size)])
+            for request in requests]
 
 
 def _result(worker, request, singles):
@@ -83,15 +92,19 @@ def _result(worker, request, singles):
         return Result(numbers, lambda text: png, cache=cache)
     numbers = {"layer": request.layer, "filters": ",".join(map(str, request.filters)), "seed": request.seed,
                "precision": worker.precision}
+    if request.output == "zip":
+        files = [(png_name(request.layer, f), png) for f, (png, _) in zip(request.filters, singles)]
+        return Result(numbers, lambda text: zip_of(files), output="zip", cache=cache)
     labels = [f"filter {f}" for f in request.filters]
     return Result(numbers, lambda text: grid_png(labels, [png for png, _ in singles], text), cache=cache)
 
 
 def png_text(request: VisualizeRequest, result, precision: str, note: dict) -> dict:
-    """A single image's PNG text: its request, the activations reached, and what made it."""
+    """A single image's PNG text: its request, the activations reached, and what made it (the
+    group shape where it is not 1)."""
     return {"layer": request.layer, "filter": request.filter, "seed": request.seed,
             "activation_start": f"{result.activation_start:.6g}", "activation_final": f"{result.activation_final:.6g}",
-            "precision": precision, **note}
+            "precision": precision, **({"group": request.group} if request.group > 1 else {}), **note}
 
 
 def _progress(worker, group: list[VisualizeRequest], listeners: dict, batch_index: int, groups_of: dict):

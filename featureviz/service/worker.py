@@ -17,6 +17,7 @@ from ..optim.precision import check as check_precision
 from ..optim.precision import default_precision
 from .allocator import keep_freed_memory, release_freed_memory
 from .cache import ResultCache
+from .filter_sets import FiltersLimit
 from .fields import BadRequest, InternalError, request_fields
 from . import progress
 from .instances import Instances, instance_fields, is_instances, of_instance, predictions
@@ -24,6 +25,7 @@ from .registry import OPERATIONS
 from .results import Answer, Metric, Provenance, answer, each_alone_on_failure
 
 logger = logging.getLogger(__name__)
+GPU_GROUP_SIZE = 16  # group_size: auto on a GPU; not measured yet (docs/layers.md, the GPU check)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class Settings:
     batch_images: int = 4  # visualize: single-filter images optimized together at most
     cache_dir: str = ""
     cache_max_mb: float = 1024  # 0 turns the result cache off
+    group_size: str = "auto"  # visualize `filters`: images optimized in groups of this fixed shape
+    max_filters: str = "auto"  # visualize `filters`: the compute limit (filter_sets.FiltersLimit)
+    max_filters_work: str = "auto"
 
     @classmethod
     def read(cls, config: dict, environ=os.environ) -> "Settings":
@@ -44,7 +49,14 @@ class Settings:
             raise ValueError(f"batch_images must be a positive integer, not {batch_images!r}")
         cache_dir = (environ.get("FEATUREVIZ_CACHE_DIR") or config.get("cache_dir")
                      or os.path.join(os.path.expanduser("~"), ".cache", "featureviz"))
-        return cls(precision, int(batch_images), cache_dir, float(config.get("cache_max_mb", 1024)))
+        group_size = str(environ.get("FEATUREVIZ_GROUP_SIZE") or config.get("group_size", "auto"))
+        if group_size != "auto" and not (group_size.isdigit() and int(group_size) >= 1):
+            raise ValueError(f"group_size must be a positive integer or auto, not {group_size!r}")
+        limits = [str(environ.get(f"FEATUREVIZ_{name.upper()}") or config.get(name, "auto"))
+                  for name in ("max_filters", "max_filters_work")]
+        FiltersLimit.for_device("cpu", *limits)  # refuses a bad value at the worker's start
+        return cls(precision, int(batch_images), cache_dir, float(config.get("cache_max_mb", 1024)), group_size,
+                   *limits)
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,11 @@ class Service:
         self.precision = (default_precision(self.device, self.operation.optimizes) if settings.precision == "auto"
                           else settings.precision)
         self.batch_images = settings.batch_images
+        # A GPU optimizes a `filters` request's images in groups of one fixed shape (optim.groups);
+        # the CPU alone and in exact batches, as a batch is no faster there (docs/layers.md).
+        self.group_size = (GPU_GROUP_SIZE if self.device.type == "cuda" else 1) if settings.group_size == "auto" \
+            else int(settings.group_size)
+        self.filters_limit = FiltersLimit.for_device(self.device.type, settings.max_filters, settings.max_filters_work)
         max_bytes = int(settings.cache_max_mb * 2**20)
         self.cache = ResultCache(settings.cache_dir, max_bytes) if max_bytes > 0 else None
         # On the CPU, large activations from reused heap memory rather than fresh pages every step.
@@ -104,18 +121,23 @@ class Service:
                                             "(imagenet, or a Keras VGG-16 file saved with its top)")
             if is_instances(body):
                 return self._parse_instances(body)
-            return self.operation.parse(request_fields(body, parts, self.operation.body_is_image), self.model)
+            return self._parse(request_fields(body, parts, self.operation.body_is_image))
         except BadRequest as refusal:
             return refusal
         except Exception as error:
             logger.exception("%s: a request could not be parsed", self.operation.name)
             return InternalError(f"the request could not be read ({type(error).__name__}); see the worker's log")
 
+    def _parse(self, fields: dict):
+        if self.operation.takes_filters_limit:
+            return self.operation.parse(fields, self.model, self.filters_limit)
+        return self.operation.parse(fields, self.model)
+
     def _parse_instances(self, body: dict) -> Instances:
         parsed = []
         for i, fields in enumerate(instance_fields(body)):
             try:
-                parsed.append(self.operation.parse(fields, self.model))
+                parsed.append(self._parse(fields))
             except BadRequest as refusal:
                 raise of_instance(i, refusal) from None
             if getattr(parsed[-1], "stream", False):
