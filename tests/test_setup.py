@@ -138,3 +138,14 @@ def test_the_default_is_auto_and_builds_what_it_chose(fetched, monkeypatch, caps
     assert built == [("random", "1.0", "store", "featureviz")]
     assert "WEIGHTS=auto chose random" in capsys.readouterr().out
     assert "WEIGHTS ?= auto" in open(os.path.join(ROOT, "Makefile")).read()
+
+
+def test_a_cluster_names_its_weights():
+    env = {k: v for k, v in os.environ.items() if k != "WEIGHTS"}
+    refused = subprocess.run(["make", "-s", "named-weights"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert refused.returncode != 0 and "name the weights" in refused.stderr
+    for named in (["WEIGHTS=random"], ["WEIGHTS=hed"]):
+        assert subprocess.run(["make", "-s", "named-weights", *named], cwd=ROOT, env=env).returncode == 0
+    # serve-cluster checks before it builds or starts anything (-n: print the commands, run none)
+    plan = subprocess.run(["make", "-n", "serve-cluster"], cwd=ROOT, env=env, capture_output=True, text=True).stdout
+    assert plan.index('test "auto" != auto') < plan.index("scripts.build_archive") < plan.index("scripts.cluster start")
