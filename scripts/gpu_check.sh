@@ -1,5 +1,5 @@
 #!/bin/sh
-# The GPU checks, as one run on a lent GPU machine (docs/performance.md, "CUDA graphs").
+# The GPU checks, as one run on a machine with a CUDA GPU (docs/performance.md, "CUDA graphs").
 # That machine has its own PyTorch; TorchServe's Python package (without its Java frontend) is
 # expected in .whl/site for the handler's GPU test. Results go to $OUT (or ./gpu-check).
 set -u
