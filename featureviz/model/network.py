@@ -34,7 +34,8 @@ def build_model(state_dict, device="cpu"):
     model = vgg16_bn(weights=None)
     model.load_state_dict(state_dict, assign=True)  # no copy: keeps a memory-mapped state_dict mapped
     model.eval().requires_grad_(False)
-    # channels_last: oneDNN's and cuDNN's faster convolution layout (docs/benchmarks.md).
+    # channels_last: oneDNN's and cuDNN's faster convolution layout
+    # (docs/performance.md, "The lean network and channels_last").
     return model.to(device, memory_format=torch.channels_last)
 
 

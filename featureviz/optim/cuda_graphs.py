@@ -14,7 +14,8 @@ WARMUP_STEPS = 2  # eager steps before a scale's graph is captured (they count a
 class GraphPool:
     """The memory pool the graphs of one visualization share: that of its first graph, kept alive
     until the visualization ends. A dropped graph's pool stays reserved, and unusable by anything
-    else, until PyTorch's cache is emptied, so leaving the context empties it (docs/benchmarks.md)."""
+    else, until PyTorch's cache is emptied, so leaving the context empties it
+    (docs/performance.md, "CUDA graphs")."""
 
     def __init__(self):
         self.first = None

@@ -49,7 +49,7 @@ def cpu_computes_bf16() -> bool:
 
 
 # bf16 must beat fp32 by this much to be picked: enough that a noisy measurement cannot flip the
-# choice between replicas on one kind of machine (docs/benchmarks.md has the speedups measured).
+# choice between replicas on one kind of machine (docs/performance.md, "On the CPU: the bf16 probe").
 MIN_BF16_SPEEDUP = 1.25
 
 
@@ -103,7 +103,7 @@ def default_precision(device: torch.device, optimizes: bool = True) -> str:
     bf16, and as close to fp32's activation as another seed. On the CPU bf16 where the processor
     computes it natively and it measures clearly faster than fp32 (bf16_speedup), strict fp32
     elsewhere. An operation that does not optimize images computes in fp32 on the CPU: it gets
-    fp32 without the measurement. docs/benchmarks.md has the figures."""
+    fp32 without the measurement. docs/performance.md, "Precision: `auto`", has the figures."""
     if device.type == "cuda":
         return "tf32"
     if not (optimizes and cpu_computes_bf16()):

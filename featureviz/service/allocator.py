@@ -2,9 +2,8 @@
 
 PyTorch allocates CPU tensors with malloc. glibc serves blocks over 32 MB (a 64-channel
 activation at 408 px is 42 MB) with a fresh mmap each time and unmaps them when freed, so each
-Adam step faults in, and the kernel zeroes, every page of its large activations again: 2 to 5
-million page faults and seconds of system time for one layer-7 visualize on 2 cores
-(docs/benchmarks.md). `keep_freed_memory` makes malloc reuse freed memory instead;
+Adam step faults in, and the kernel zeroes, every page of its large activations again: millions
+of page faults and seconds of system time for one visualize (docs/performance.md, "The allocator"). `keep_freed_memory` makes malloc reuse freed memory instead;
 `release_freed_memory`, called between requests, gives it back to the system.
 On a C library other than glibc both do nothing.
 """
