@@ -7,6 +7,8 @@ from ..model.network import LAYER_COUNT
 from ..optim.param import Schedule
 from .cache import cache_key
 from .checks import check_channels, check_side
+from .drawing import FIELDS as DRAWING_FIELDS
+from .drawing import DrawingFields, fields_for, parse_drawing
 from .fields import BadRequest, Field, parse_fields, shown
 
 MAX_SIDE = 1024  # largest image side any scale may reach
@@ -27,6 +29,7 @@ FIELDS = [
     Field("seed", int, 0, 0, 2**32 - 1),
     Field("stream", bool, False),
     Field("preview", bool, False),
+    *DRAWING_FIELDS,
 ]
 
 
@@ -39,6 +42,7 @@ class VisualizeRequest:
     filters: tuple | None = None  # several filters: one image each, answered as a grid
     stream: bool = False  # progress events as the work goes, then the image (same bytes)
     preview: bool = False  # ... each scale's event with a small picture
+    drawing: DrawingFields = DrawingFields()  # param, objective... (featureviz.service.drawing)
 
     def singles(self) -> list["VisualizeRequest"]:
         """The single-filter images this request stands for (how it is answered is not theirs)."""
@@ -49,8 +53,9 @@ class VisualizeRequest:
     def cache_key(self, **context) -> str:
         """Every field of a single-filter request, the engine's version, and `context` (weights,
         device, precision, model version)."""
+        drawing = {} if self.drawing.is_article() else {"drawing": asdict(self.drawing)}
         return cache_key(engine=__version__, layer=self.layer, filter=self.filter, seed=self.seed,
-                         **asdict(self.schedule), **context)
+                         **asdict(self.schedule), **drawing, **context)
 
 
 def parse_filter_list(raw) -> tuple:
@@ -79,9 +84,15 @@ def parse_visualize(fields: dict, model) -> VisualizeRequest:
             raise BadRequest("filters", "send either filter or filters, not both")
         filters = parse_filter_list(fields["filters"])
         fields = {**{k: v for k, v in fields.items() if k != "filters"}, "filter": filters[0]}
-    v = parse_fields(fields, FIELDS)
+    v = parse_fields(fields, fields_for(fields, FIELDS))
     layer, size = v["layer"], v["size"]
     check_channels(features, layer, filters or (v["filter"],), "filters" if filters else "filter")
+    if v["preview"] and not v["stream"]:
+        raise BadRequest("preview", "previews come with progress events: send stream: true too, or no preview")
+    drawing = parse_drawing(v, features, layer, len(filters or ()))
+    if drawing.param == "fft":
+        schedule = Schedule(size, 1, v["upscaling_factor"], v["opt_steps"], v["lr"], None)
+        return VisualizeRequest(layer, v["filter"], schedule, v["seed"], filters, v["stream"], v["preview"], drawing)
     check_side(features, layer, size)
     if v["blur"] is not None and v["blur"] > size:
         raise BadRequest("blur", f"{v['blur']} is larger than the image ({size} px); expected at most {size} or null")
@@ -97,6 +108,4 @@ def parse_visualize(fields: dict, model) -> VisualizeRequest:
     if filters and work * len(filters) > MAX_FILTERS_PIXEL_STEPS:
         raise BadRequest("filters", f"{len(filters)} filters need {work * len(filters)} pixel-steps; "
                                     f"at most {MAX_FILTERS_PIXEL_STEPS}: send fewer filters")
-    if v["preview"] and not v["stream"]:
-        raise BadRequest("preview", "previews come with progress events: send stream: true too, or no preview")
-    return VisualizeRequest(layer, v["filter"], schedule, v["seed"], filters, v["stream"], v["preview"])
+    return VisualizeRequest(layer, v["filter"], schedule, v["seed"], filters, v["stream"], v["preview"], drawing)

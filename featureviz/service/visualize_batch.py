@@ -9,6 +9,7 @@ import time
 import torch
 
 from ..optim.render import visualize_many
+from . import drawn
 from ..pictures import grid_png, to_png
 from . import progress
 from .fields import BadRequest
@@ -22,9 +23,11 @@ MEMORY_HINT = "lower size, upscaling_steps or upscaling_factor"
 def run_visualize(features, requests: list[VisualizeRequest], precision: str = "fp32", on_scale=None) -> list:
     """Single-filter requests of one layer and schedule -> their Visualizations, optimized
     together where that changes no image (optim.render.visualize_many); `on_scale` as there."""
-    layer, schedule = requests[0].layer, requests[0].schedule
-    if any(r.filters is not None or (r.layer, r.schedule) != (layer, schedule) for r in requests):
-        raise ValueError("run_visualize takes single-filter requests of one layer and schedule")
+    layer, schedule, drawing = requests[0].layer, requests[0].schedule, requests[0].drawing
+    if any(r.filters is not None or (r.layer, r.schedule, r.drawing) != (layer, schedule, drawing) for r in requests):
+        raise ValueError("run_visualize takes single-filter requests of one layer, schedule and drawing")
+    if not drawing.is_article():
+        return drawn.run(features, requests, precision, on_scale)
     # Gradients even when a caller runs us under no_grad or inference_mode (as model servers do).
     with torch.inference_mode(False), torch.enable_grad():
         return visualize_many(features, layer, [r.filter for r in requests], [r.seed for r in requests],
@@ -36,7 +39,7 @@ def visualize_batches(requests: list[VisualizeRequest], max_images: int) -> list
     order of arrival, at most `max_images` each."""
     groups = {}
     for request in requests:
-        groups.setdefault((request.layer, request.schedule), []).append(request)
+        groups.setdefault((request.layer, request.schedule, request.drawing), []).append(request)
     return [group[i:i + max_images] for group in groups.values() for i in range(0, len(group), max_images)]
 
 
@@ -91,7 +94,7 @@ def png_text(request: VisualizeRequest, result, precision: str, note: dict) -> d
     """A single image's PNG text: its request, the activations reached, and what made it."""
     return {"layer": request.layer, "filter": request.filter, "seed": request.seed,
             "activation_start": f"{result.activation_start:.6g}", "activation_final": f"{result.activation_final:.6g}",
-            "precision": precision, **note}
+            "precision": precision, **drawn.text(request), **note}
 
 
 def _progress(worker, group: list[VisualizeRequest], listeners: dict, batch_index: int, groups_of: dict):
