@@ -17,7 +17,10 @@ API_KEY ?=
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
+	grep -v 'no-deps' requirements-dev.txt > $(VENV)/requirements-dev-with-deps.txt
+	grep 'no-deps' requirements-dev.txt > $(VENV)/requirements-dev-no-deps.txt
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt -r $(VENV)/requirements-dev-with-deps.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -r $(VENV)/requirements-dev-no-deps.txt
 	touch $@
 
 venv: $(VENV)/.installed

@@ -24,3 +24,149 @@ def test_the_article_default_gives_the_same_bytes_and_cache_key_as_before(engine
     png, key = pinned_png(engine, PINNED)
     assert hashlib.sha256(png).hexdigest() == PINNED_PNG_SHA256
     assert key == PINNED_CACHE_KEY
+
+
+# --- the engine against lucent itself (torch-lucent 0.1.8) and direct computations ---------------
+
+import math  # noqa: E402
+from collections import OrderedDict  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from conftest import reference_layer_output  # noqa: E402
+from featureviz.model.network import normalize  # noqa: E402
+from featureviz.optim.color import to_valid_rgb  # noqa: E402
+from featureviz.optim.objective_kinds import ChannelObjective  # noqa: E402
+from featureviz.optim.objectives import FilterObjective  # noqa: E402
+from featureviz.optim.param_fft import random_spectrum, spectrum_image, spectrum_scale  # noqa: E402
+from featureviz.optim.random_transforms import rotate, scale, shift  # noqa: E402
+from featureviz.optim.render_fft import GAP, Drawing, draw  # noqa: E402
+from scripts.peers import import_lucent  # noqa: E402
+
+LAYER = 9  # the ReLU after conv2_1: shallow, quick at 48 px, and its activations are >= 0
+SMALL = {"size": 24, "network_side": 48}
+
+
+@pytest.fixture(scope="module")
+def lucent():
+    return import_lucent()
+
+
+@pytest.mark.parametrize("side", [32, 33])
+@pytest.mark.parametrize("decorrelate", [True, False])
+def test_the_fft_image_is_lucents_fft_image_and_to_valid_rgb_on_the_same_spectrum(lucent, side, decorrelate):
+    params, image_of = lucent.param.image(side, batch=2, decorrelate=decorrelate)
+    spectrum = random_spectrum(2, side, side, seed=5)
+    assert params[0].shape == spectrum.shape
+    with torch.no_grad():
+        params[0].copy_(spectrum)
+        theirs = image_of()
+    ours = to_valid_rgb(spectrum_image(spectrum, side, side, spectrum_scale(side, side)), decorrelate)
+    assert ours.shape == theirs.shape == (2, 3, side, side)
+    assert torch.allclose(ours, theirs, atol=1e-5, rtol=0)
+
+
+def test_each_standard_transform_is_lucents_for_the_same_draw(lucent):
+    transform = lucent.transform
+    image = torch.rand(2, 3, 37, 37)
+    assert torch.allclose(rotate(image, 7), transform.random_rotate([7])(image), atol=1e-5)
+    for factor in (0.9, 1.08):
+        assert torch.equal(scale(image, factor), transform.random_scale([factor])(image))
+    np.random.seed(3)
+    dx, dy = np.random.choice(8), np.random.choice(8)
+    np.random.seed(3)
+    assert torch.allclose(shift(image, int(dx), int(dy)), transform.jitter(8)(image), atol=1e-5)
+
+
+def channel_mean_at(state_dict, image, side, filter):
+    """An independent measure: the channel's mean at LAYER for a [0, 1] image upsampled to `side`."""
+    x = F.interpolate(normalize(image[None]), size=(side, side), mode="bilinear", align_corners=True)
+    return reference_layer_output(state_dict, LAYER, x)[0, filter].mean().item()
+
+
+def test_fft_with_standard_transforms_reaches_lucents_render_vis_activation(lucent, model, features, state_dict):
+    # The same channel, weights and schedule (24 px image, 48 px network input, 64 Adam steps at
+    # lr 0.05): medians over three seeds, since lucent draws from the global generators. lucent
+    # gets the layers up to the target, as `features_9` of a network of its own.
+    filter, steps = 6, 64
+    shallow = torch.nn.Sequential(OrderedDict(features=model.features[:LAYER + 1])).eval()
+    ours, theirs = [], []
+    for seed in range(3):
+        image = draw(features, LAYER, filter, Drawing(opt_steps=steps, **SMALL), seed=seed).image
+        ours.append(channel_mean_at(state_dict, image, SMALL["network_side"], filter))
+        torch.manual_seed(seed), np.random.seed(seed)
+        images = lucent.render.render_vis(shallow, f"features_{LAYER}:{filter}",
+                                          lambda: lucent.param.image(SMALL["size"]), thresholds=(steps,),
+                                          fixed_image_size=SMALL["network_side"], show_image=False, progress=False)
+        theirs.append(channel_mean_at(state_dict, torch.from_numpy(images[-1][0]).permute(2, 0, 1),
+                                      SMALL["network_side"], filter))
+    start = channel_mean_at(state_dict, to_valid_rgb(spectrum_image(
+        random_spectrum(1, 24, 24, 0), 24, 24, spectrum_scale(24, 24)), True)[0], SMALL["network_side"], filter)
+    assert np.median(theirs) > start  # lucent's run raised it, so the ratio means something
+    assert np.median(ours) >= 0.9 * np.median(theirs), (ours, theirs)
+
+
+def one_adam_step_image(state_dict, drawing, filter, seed, value_of):
+    """The image after one Adam step (lr 0.05) on `value_of(layer output)`, by direct autograd
+    through torchvision's network: Adam's first step is lr * g / (|g| + eps)."""
+    size, side = drawing.size, drawing.network_side
+    spectrum = random_spectrum(1, size, size, seed).requires_grad_(True)
+    spectral = spectrum_scale(size, size)
+    image = to_valid_rgb(spectrum_image(spectrum, size, size, spectral), drawing.decorrelate)
+    x = F.interpolate(normalize(image), size=(side, side), mode="bilinear", align_corners=True)
+    with torch.enable_grad():
+        value_of(reference_layer_output(state_dict, LAYER, x)[0, filter]).backward()
+    grad = spectrum.grad
+    stepped = spectrum.detach() + drawing.lr * grad / (grad.abs() + 1e-8)
+    return to_valid_rgb(spectrum_image(stepped, size, size, spectral), drawing.decorrelate)[0]
+
+
+@pytest.mark.parametrize("negative", [False, True])
+def test_neuron_and_negative_step_as_direct_autograd_of_the_neuron(features, state_dict, negative):
+    filter, x, y = 10, 3, 17
+    drawing = Drawing(opt_steps=1, transforms="none", objective="neuron", x=x, y=y, negative=negative, **SMALL)
+    ours = draw(features, LAYER, filter, drawing, seed=2).image
+    sign = -1 if negative else 1
+    expected = one_adam_step_image(state_dict, drawing, filter, 2, lambda out: sign * out[y, x])
+    assert torch.allclose(ours, expected, atol=1e-4)
+    # ... and not the channel's step, nor the other sign's
+    channel = one_adam_step_image(state_dict, drawing, filter, 2, lambda out: sign * out.mean())
+    other = one_adam_step_image(state_dict, drawing, filter, 2, lambda out: -sign * out[y, x])
+    assert (ours - channel).abs().max() > 1e-3 and (ours - other).abs().max() > 1e-3
+
+
+def test_the_article_objective_takes_neuron_and_negative(features, state_dict):
+    filter, image = 9, normalize(torch.rand(1, 3, 40, 40))
+    out = reference_layer_output(state_dict, LAYER, image)[0, filter]
+    neuron = ChannelObjective(FilterObjective(features, LAYER, [filter]), "neuron", negative=True)
+    with torch.no_grad():
+        assert torch.allclose(neuron([image], [0]), -out[10, 10].reshape(1), atol=1e-4)  # the centre of 20 x 20
+
+
+def gram_cosines(state_dict, images, side):
+    """Mean cosine similarity of the images' Gram matrices at LAYER, pair by pair."""
+    x = F.interpolate(normalize(images), size=(side, side), mode="bilinear", align_corners=True)
+    flat = reference_layer_output(state_dict, LAYER, x).flatten(2)
+    grams = (flat @ flat.transpose(1, 2)).flatten(1)
+    grams = grams / grams.norm(dim=1, keepdim=True)
+    n = len(grams)
+    return [float(grams[i] @ grams[j]) for i in range(n) for j in range(i + 1, n)]
+
+
+def tiles(grid, n, side):
+    cols = math.ceil(math.sqrt(n))
+    return torch.stack([grid[:, (k // cols) * (side + GAP):(k // cols) * (side + GAP) + side,
+                             (k % cols) * (side + GAP):(k % cols) * (side + GAP) + side] for k in range(n)])
+
+
+def test_diversity_images_are_less_alike_than_without_the_penalty(features, state_dict):
+    n, filter = 3, 6
+    apart = draw(features, LAYER, filter, Drawing(opt_steps=30, diversity=n, **SMALL), seed=1).image
+    alike = draw(features, LAYER, filter, Drawing(opt_steps=30, diversity=n, diversity_weight=0, **SMALL), seed=1).image
+    assert apart.shape == (3, 2 * 24 + GAP, 2 * 24 + GAP)  # 3 images in a 2 x 2 grid
+    apart_cos = np.mean(gram_cosines(state_dict, tiles(apart, n, 24), 48))
+    alike_cos = np.mean(gram_cosines(state_dict, tiles(alike, n, 24), 48))
+    assert apart_cos < alike_cos, (apart_cos, alike_cos)

@@ -38,12 +38,13 @@ def scale(image: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 def rotate(image: torch.Tensor, degrees: float) -> torch.Tensor:
-    """Rotated by `degrees` about the centre, bilinear, black outside."""
+    """Rotated by `degrees` about the centre (counter-clockwise on screen, as kornia and OpenCV
+    turn), bilinear, black outside."""
     n, _, h, w = image.shape
     a = math.radians(degrees)
     # output -> input coordinates (normalized, pixel centres at +-1: a square stays square)
-    theta = torch.tensor([[math.cos(a), math.sin(a) * (w - 1) / (h - 1) if h > 1 else 0.0, 0.0],
-                          [-math.sin(a) * (h - 1) / (w - 1) if w > 1 else 0.0, math.cos(a), 0.0]],
+    theta = torch.tensor([[math.cos(a), -math.sin(a) * (h - 1) / (w - 1) if w > 1 else 0.0, 0.0],
+                          [math.sin(a) * (w - 1) / (h - 1) if h > 1 else 0.0, math.cos(a), 0.0]],
                          dtype=image.dtype, device=image.device)
     grid = F.affine_grid(theta.expand(n, 2, 3), list(image.shape), align_corners=True)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
