@@ -170,3 +170,82 @@ def test_diversity_images_are_less_alike_than_without_the_penalty(features, stat
     apart_cos = np.mean(gram_cosines(state_dict, tiles(apart, n, 24), 48))
     alike_cos = np.mean(gram_cosines(state_dict, tiles(alike, n, 24), 48))
     assert apart_cos < alike_cos, (apart_cos, alike_cos)
+
+
+# --- the fields, served through the handler ----------------------------------------------------
+
+import base64  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+
+from PIL import Image  # noqa: E402
+
+from test_handler import call, make_handler  # noqa: E402
+from test_stream import streamed  # noqa: E402
+
+FFT = {"layer": 2, "param": "fft", "size": 24, "opt_steps": 2}  # conv1_1's ReLU at 224 px: quick
+
+
+@pytest.fixture(scope="module")
+def visualize(model_dir):
+    return make_handler("visualize", model_dir)
+
+
+def test_the_same_fft_request_gives_the_same_bytes_and_each_field_its_own_image(visualize):
+    requests = [{**FFT, "filter": 3}, {**FFT, "filter": 3, "seed": 1}, {**FFT, "filter": 3, "decorrelate": False},
+                {**FFT, "filter": 3, "transforms": "none"}, {**FFT, "filter": 3, "objective": "neuron", "x": 5},
+                {**FFT, "filter": 3, "negative": True}, {**FFT, "filter": 3, "diversity": 2},
+                {**FFT, "filter": 3, "diversity": 2, "diversity_weight": 0}]
+    out, statuses, types, _ = call(visualize, [{"body": r} for r in requests])
+    assert statuses == [200] * len(requests) and types == ["image/png"] * len(requests)
+    assert len(set(out)) == len(out)
+    again = call(visualize, [{"body": requests[0]}, {"body": {k: str(v) for k, v in requests[4].items()}}])[0]
+    assert again == [out[0], out[4]]  # from the cache, and as form fields / gRPC text
+    first = Image.open(io.BytesIO(out[0]))
+    assert first.size == (24, 24) and first.text["param"] == "fft" and first.text["transforms"] == "standard"
+    assert Image.open(io.BytesIO(out[6])).size == (2 * 24 + GAP, 24)  # two images, side by side
+
+
+def test_the_cache_key_holds_the_new_fields_and_the_article_s_key_is_unchanged(engine):
+    keys = {parse_visualize({**PINNED, **extra}, engine).cache_key(**CONTEXT)
+            for extra in ({}, {"param": "pixel"}, {"negative": False}, {"negative": True},
+                          {"objective": "neuron"}, {"param": "fft", "upscaling_steps": 1, "blur": None})}
+    assert PINNED_CACHE_KEY in keys and len(keys) == 4  # the first three are the article's request
+
+
+def test_fft_takes_lucents_schedule_defaults_and_explicit_fields_win(engine):
+    request = parse_visualize({"filter": 3, "param": "fft"}, engine)
+    assert (request.schedule.size, request.schedule.upscaling_steps, request.schedule.opt_steps,
+            request.schedule.lr, request.schedule.blur) == (128, 1, 512, 0.05, None)
+    assert (request.drawing.decorrelate, request.drawing.transforms) == (True, "standard")
+    request = parse_visualize({"filter": 3, "param": "fft", "size": 64, "lr": 0.1, "decorrelate": "false"}, engine)
+    assert (request.schedule.size, request.schedule.lr, request.drawing.decorrelate) == (64, 0.1, False)
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"param": "lucid"}, "param"), ({"param": "fft", "decorrelate": "maybe"}, "decorrelate"),
+    ({"param": "fft", "transforms": "all"}, "transforms"), ({"objective": "layer"}, "objective"),
+    ({"param": "fft", "objective": "neuron", "x": -1}, "x"), ({"param": "fft", "objective": "neuron", "y": 224}, "y"),
+    ({"param": "fft", "x": 3}, "x"), ({"negative": "no way"}, "negative"), ({"param": "fft", "diversity": 9}, "diversity"),
+    ({"param": "fft", "diversity": 0}, "diversity"), ({"param": "fft", "diversity": 2, "diversity_weight": -1}, "diversity_weight"),
+    ({"transforms": "standard"}, "transforms"), ({"decorrelate": True}, "decorrelate"), ({"diversity": 2}, "diversity"),
+    ({"objective": "neuron", "x": 2}, "x"), ({"param": "fft", "upscaling_steps": 3}, "upscaling_steps"),
+    ({"param": "fft", "blur": 3}, "blur"), ({"param": "fft", "opt_steps": 4000}, "opt_steps"),
+    ({"param": "fft", "diversity": 8}, "diversity"), ({"param": "fft", "filters": list(range(17))}, "filters"),
+])
+def test_each_bad_drawing_value_is_a_400_naming_its_field(visualize, fields, field):
+    body = {"layer": 2, **fields} if "filters" in fields else {"layer": 2, "filter": 3, **fields}
+    out, statuses, _, _ = call(visualize, [{"body": body}])
+    assert statuses == [400] and json.loads(out[0])["field"] == field
+
+
+def test_fft_streams_filters_and_kserve_instances_give_the_single_requests_images(visualize, monkeypatch):
+    alone = [call(visualize, [{"body": {**FFT, "filter": f}}])[0][0] for f in (3, 4)]
+    out, statuses, _, sent = streamed(visualize, [{**FFT, "filter": 3, "stream": True}], monkeypatch)
+    assert statuses == [200] and [e["event"] for _, _, e in sent[0]] == ["scale"]
+    assert base64.b64decode(json.loads(out[0])["png"]) == alone[0]
+    out, statuses, _, _ = call(visualize, [{"body": {"instances": [{**FFT, "filter": f} for f in (3, 4)]}}])
+    assert [base64.b64decode(p["b64"]) for p in json.loads(out[0])["predictions"]] == alone
+    out, statuses, _, _ = call(visualize, [{"body": {**FFT, "filters": [3, 4]}}])
+    grid = Image.open(io.BytesIO(out[0]))
+    assert statuses == [200] and grid.width == 2 * 24
