@@ -60,8 +60,10 @@ compiler:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; }
 
 # The served pictures of layer 40's first 16 filters as a static page: gallery/index.html.
+# DRAW adds visualize fields to every picture, e.g. DRAW="param=fft opt_steps=256" (docs/drawing.md).
 gallery: venv
-	$(BIN)/python -m scripts.gallery --layers $(or $(LAYERS),40) --filters $(or $(FILTERS),0-15) --out gallery
+	$(BIN)/python -m scripts.gallery --layers $(or $(LAYERS),40) --filters $(or $(FILTERS),0-15) --out gallery \
+	  $(foreach field,$(DRAW),--field $(field))
 
 stop: venv
 	$(BIN)/python -m scripts.ab stop
