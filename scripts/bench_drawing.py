@@ -2,6 +2,7 @@
 reached and the share of saturated channel values, one run each per layer, on one machine.
 
     python -m scripts.bench_drawing --weights hed --layers 14 30 40 --filter 62 --images docs/images/drawing
+    [--steps 128]: fft and lucent on a shorter schedule, both the same
 
 Each method with its defaults: pixel is the article's schedule (12 scales, 20 steps each, 56 to
 408 px); fft is featureviz.optim.render_fft (128 px, 512 steps, 224 px into the network, the
@@ -53,12 +54,13 @@ def main():
     parser.add_argument("--layers", type=int, nargs="+", default=[14, 30, 40])
     parser.add_argument("--filter", type=int, default=62)
     parser.add_argument("--images", help="folder for the pictures")
+    parser.add_argument("--steps", type=int, default=512, help="Adam steps of fft and lucent (their default: 512)")
     args = parser.parse_args()
     choice = hed_weights.weights_choice(hed_weights.fetch()) if args.weights == "hed" else args.weights
     model = build_model(weights.resolve(choice).state_dict())
     features = model.features
     print(f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, weights {args.weights}, "
-          f"filter {args.filter}\n")
+          f"filter {args.filter}, fft and lucent {args.steps} steps\n")
     print("| layer | method | seconds | / fft | activation | saturated |")
     print("| --- | --- | --- | --- | --- | --- |")
     for layer in args.layers:
@@ -67,10 +69,10 @@ def main():
         runs["pixel"] = visualize(features, layer, args.filter).image
         runs["pixel"] = (runs["pixel"], time.perf_counter() - start)
         start = time.perf_counter()
-        runs["fft"] = (draw(features, layer, args.filter, Drawing(), seed=0).image, time.perf_counter() - start)
+        runs["fft"] = (draw(features, layer, args.filter, Drawing(opt_steps=args.steps), seed=0).image, time.perf_counter() - start)
         torch.manual_seed(0), np.random.seed(0)
         start = time.perf_counter()
-        runs["lucent"] = (lucent_visualize(model, layer, args.filter), time.perf_counter() - start)
+        runs["lucent"] = (lucent_visualize(model, layer, args.filter, thresholds=(args.steps,)), time.perf_counter() - start)
         for method, (image, seconds) in runs.items():
             print(f"| {layer} | {method} | {seconds:.1f} | {seconds / runs['fft'][1]:.2f} | "
                   f"{activation(features, layer, args.filter, image):.4g} | {100 * saturated(image):.1f}% |", flush=True)
