@@ -241,9 +241,10 @@ def test_each_bad_drawing_value_is_a_400_naming_its_field(visualize, fields, fie
 
 def test_fft_streams_filters_and_kserve_instances_give_the_single_requests_images(visualize, monkeypatch):
     alone = [call(visualize, [{"body": {**FFT, "filter": f}}])[0][0] for f in (3, 4)]
-    out, statuses, _, sent = streamed(visualize, [{**FFT, "filter": 3, "stream": True}], monkeypatch)
+    fresh = {**FFT, "filter": 3, "seed": 7}  # not in the cache: a hit would stream only `done`
+    out, statuses, _, sent = streamed(visualize, [{**fresh, "stream": True}], monkeypatch)
     assert statuses == [200] and [e["event"] for _, _, e in sent[0]] == ["scale"]
-    assert base64.b64decode(json.loads(out[0])["png"]) == alone[0]
+    assert base64.b64decode(json.loads(out[0])["png"]) == call(visualize, [{"body": fresh}])[0][0]
     out, statuses, _, _ = call(visualize, [{"body": {"instances": [{**FFT, "filter": f} for f in (3, 4)]}}])
     assert [base64.b64decode(p["b64"]) for p in json.loads(out[0])["predictions"]] == alone
     out, statuses, _, _ = call(visualize, [{"body": {**FFT, "filters": [3, 4]}}])
