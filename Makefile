@@ -18,7 +18,10 @@ API_KEY ?=
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
+	grep -v 'no-deps' requirements-dev.txt > $(VENV)/requirements-dev-with-deps.txt
+	grep 'no-deps' requirements-dev.txt > $(VENV)/requirements-dev-no-deps.txt
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt -r $(VENV)/requirements-dev-with-deps.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -r $(VENV)/requirements-dev-no-deps.txt
 	touch $@
 
 venv: $(VENV)/.installed
@@ -63,8 +66,10 @@ compiler:
 
 # The served pictures of layer 40's first 16 filters as a static page: gallery/index.html; each
 # layer's in one request where the server's compute limit allows it (docs/layers.md).
+# DRAW adds visualize fields to every picture, e.g. DRAW="param=fft opt_steps=256" (docs/drawing.md).
 gallery: venv
-	$(BIN)/python -m scripts.gallery --layers $(or $(LAYERS),40) --filters $(or $(FILTERS),0-15) --out gallery
+	$(BIN)/python -m scripts.gallery --layers $(or $(LAYERS),40) --filters $(or $(FILTERS),0-15) --out gallery \
+	  $(foreach field,$(DRAW),--field $(field))
 
 # On a machine with a CUDA GPU: its tests and a whole layer in groups of a fixed shape, under 8
 # minutes; results in gpu-check/ (docs/layers.md, "The GPU check"). GPU_CHECK=all adds the rest.

@@ -21,6 +21,22 @@ logger = logging.getLogger(__name__)
 PHRASES = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error", 507: "Insufficient Storage"}
 
 
+EXPLAINED = ("saliency", "gradcam", "occlusion")  # the operations that /explanations answers
+
+
+def _as_json_by_default(request: dict):
+    """A request's body and named parts, with `output: json` where it names no output."""
+    body, parts = request.get("body"), {k: v for k, v in request.items() if k != "body"}
+    if isinstance(body, dict) and "instances" in body and isinstance(body["instances"], list):
+        body = {**body, "instances": [{"output": "json", **i} if isinstance(i, dict) else i
+                                      for i in body["instances"]]}
+    elif isinstance(body, dict):
+        body = {"output": "json", **body}
+    else:
+        parts = {"output": b"json", **parts}
+    return body, parts
+
+
 class FeatureVizHandler(BaseHandler):
     def initialize(self, context):
         properties = context.system_properties
@@ -53,6 +69,21 @@ class FeatureVizHandler(BaseHandler):
     def inference(self, requests):
         """Not BaseHandler's: no inference_mode here (visualize needs gradients of the pixels)."""
         return self.service.run(requests, emit=self._send_progress)
+
+    def explain_handle(self, data_preprocess, raw_data):
+        """TorchServe's /explanations/{model} (and KServe v1's :explain, which it serves): the
+        attribution operations on the /predictions body, answered as JSON attributions (as
+        TorchServe's captum examples) unless the request sends `output: png`."""
+        if self.service.operation.name not in EXPLAINED:
+            refusal = {"code": 400, "type": "BadRequest", "field": "model",
+                       "message": f"model: {self.service.operation.name} has no explanations; "
+                                  f"use /predictions, or one of {', '.join(EXPLAINED)}"}
+            for idx in range(len(raw_data)):
+                self.context.set_response_content_type(idx, "application/json")
+                self.context.set_response_status(400, PHRASES[400], idx)
+            return [json.dumps(refusal).encode()] * len(raw_data)
+        return self.postprocess(self.inference([self.service.parse(*_as_json_by_default(request))
+                                                for request in raw_data]))
 
     def _send_progress(self, idx, content_type, headers, data) -> bool:
         """One part of request idx's streamed answer, now: an HTTP chunk, a gRPC StreamPredictions

@@ -3,6 +3,7 @@
     python -m scripts.gallery --layers 40 --filters 0-15 --out gallery
     python -m scripts.gallery --url http://127.0.0.1:8090 --key-file .api_key --layers 7 14 40 --filters 0-63 \\
         --field opt_steps=10 --out gallery
+    python -m scripts.gallery --layers 30 --filters 0-15 --field param=fft --out gallery-fft   # lucent's drawing
 
 For each layer it asks `visualize` for all the pictures it needs in one request (`filters` as a
 range or list, `output: zip`), or, where the server's compute limit refuses that, for each filter

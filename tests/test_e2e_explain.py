@@ -8,6 +8,7 @@ import requests
 import torch
 from PIL import Image
 
+from featureviz.model.network import normalize
 from scripts.grpc_client import predict
 from test_explain import (expected_deconv, expected_gradcam, expected_occlusion, expected_saliency, photo, pixels,
                           top1)
@@ -110,3 +111,29 @@ def test_grpc_prediction_is_the_http_body(api, served):
     inputs = {"data": data, "size": "48", "output": "json"}
     prediction = predict(address, served["keys"]["inference"], "gradcam", inputs)
     assert prediction == over_http.content and json.loads(prediction)["operation"] == "gradcam"
+
+
+def expected_integrated_gradients(reference, x, target, steps):
+    """captum's IntegratedGradients called directly on torchvision's network, from black."""
+    from captum.attr import IntegratedGradients
+    attributions = IntegratedGradients(lambda pixels: reference(normalize(pixels))).attribute(
+        x, baselines=torch.zeros_like(x), target=target, n_steps=steps)
+    return attributions.abs().amax(dim=1)[0]
+
+
+def test_explanations_route_answers_json_attributions_and_integrated_gradients_is_captums(api, served, reference):
+    fields = {"size": 40, "target": 3, "method": "integrated_gradients", "steps": 16}
+    files = {**{k: (None, str(v)) for k, v in fields.items()}, "data": ("image.png", photo(), "image/png")}
+    response = requests.post(f"{api.inference}/explanations/saliency", files=files, headers=api.auth, timeout=300)
+    body = as_json(response)  # JSON without output: json, as TorchServe's captum examples answer
+    assert body["method"] == "integrated_gradients" and body["steps"] == 16
+    expected = expected_integrated_gradients(reference, pixels(40), 3, 16)
+    torch.testing.assert_close(torch.tensor(body["saliency"]), expected, rtol=1e-3, atol=1e-6)
+    # TorchServe 0.12's gRPC has no explanations call: Predictions with output json answers the same
+    address = f"127.0.0.1:{served['props']['grpc_inference_port']}"
+    inputs = {"data": photo(), **{k: str(v) for k, v in fields.items()}, "output": "json"}
+    over_grpc = json.loads(predict(address, served["keys"]["inference"], "saliency", inputs))
+    torch.testing.assert_close(torch.tensor(over_grpc["saliency"]), expected, rtol=1e-3, atol=1e-6)
+    png = requests.post(f"{api.inference}/explanations/saliency", files={**files, "output": (None, "png")},
+                        headers=api.auth, timeout=300)
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"

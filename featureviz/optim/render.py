@@ -41,19 +41,20 @@ def _measure(objective, img, i):
 
 def visualize_many(features, layer: int, filters: list[int], seeds: list[int], schedule: Schedule = Schedule(),
                    precision: str = "fp32", cuda_graphs: bool = True, batch_when=batch_is_exact,
-                   on_scale=None) -> list[Visualization]:
+                   on_scale=None, objective_of=FilterObjective) -> list[Visualization]:
     """visualize for each (filter, seed) pair, optimized together where `batch_when(network, n, side,
     device, precision)` says so (by default: where that changes no image).
 
     `on_scale(scale, side, activations, images)`, if given, is called after each scale (counted
-    from 0) with each image's activation at its last step and its image in [0, 1]."""
+    from 0) with each image's activation at its last step and its image in [0, 1].
+    `objective_of(features, layer, filters)` builds what is raised (FilterObjective's call)."""
     arithmetic.check(precision)
     if len(filters) != len(seeds) or not filters:
         raise ValueError("one seed per filter, and at least one filter")
     device, n = device_of(features), len(filters)
     graphs = GraphPool() if device.type == "cuda" and cuda_graphs else None
     per_scale, batched_sides = [[] for _ in range(n)], []
-    objective = FilterObjective(features, layer, filters)
+    objective = objective_of(features, layer, filters)
     with arithmetic.kernels(precision, device), graphs or contextlib.nullcontext():
         imgs = [start_noise(schedule.size, seed).to(device) for seed in seeds]
         starts = [_measure(objective, img, i) for i, img in enumerate(imgs)]

@@ -11,6 +11,7 @@ import torch
 
 from ..attribution.activations import channel_means, top_channels
 from ..attribution.deconvnet import project
+from ..attribution.integrated_gradients import DEFAULT_STEPS, MAX_STEPS, integrated_gradients
 from ..attribution.maps import OCCLUSION_GRAY, SALIENCY_METHODS, gradcam, occlusion, occlusion_positions, probabilities, saliency
 from ..model.geometry import conv_layers
 from ..model.network import LAYER_COUNT, device_of, normalize
@@ -100,6 +101,10 @@ def _class_map(model, request, name, compute, **described):
 
 def _saliency(model, request):
     method = request.values["method"]
+    if method == "integrated_gradients":  # the map: each pixel's largest |attribution| over its colours
+        steps = request.values["steps"]
+        return _class_map(model, request, "saliency", lambda x, target: integrated_gradients(
+            model.net, x[None], [target], steps)[0].abs().amax(dim=0), method=method, steps=steps)
     return _class_map(model, request, "saliency",
                       lambda x, target: saliency(model.net, x[None], [target], method)[0], method=method)
 
@@ -190,7 +195,8 @@ class Explanation:
 
 EXPLANATIONS = {
     "deconv": Explanation([Field("layer", int, 30, *LAYER), FILTER, SIZE, OUTPUT], _deconv, _check_deconv),
-    "saliency": Explanation([Field("method", str, "vanilla", choices=SALIENCY_METHODS), TARGET, SIZE, OUTPUT],
+    "saliency": Explanation([Field("method", str, "vanilla", choices=(*SALIENCY_METHODS, "integrated_gradients")),
+                             Field("steps", int, DEFAULT_STEPS, 1, MAX_STEPS), TARGET, SIZE, OUTPUT],
                             _saliency, needs_classifier=True),
     "gradcam": Explanation([Field("layer", int, 42, *LAYER), TARGET, SIZE, OUTPUT], _gradcam, needs_classifier=True),
     "occlusion": Explanation([Field("window", int, 32, 1, MAX_IMAGE_SIDE), Field("stride", int, 16, 1, MAX_IMAGE_SIDE),

@@ -6,6 +6,8 @@ from ..model.network import LAYER_COUNT
 from ..optim.param import Schedule
 from .cache import cache_key
 from .checks import check_channels, check_side
+from .drawing import FIELDS as DRAWING_FIELDS
+from .drawing import DrawingFields, fields_for, parse_drawing
 from .fields import BadRequest, Field, parse_fields
 from .filter_sets import FiltersLimit, check_limit, parse_filter_set
 
@@ -30,6 +32,7 @@ FIELDS = [
     Field("stream", bool, False),
     Field("preview", bool, False),
     Field("output", str, "png", choices=("png", "zip")),
+    *DRAWING_FIELDS,
 ]
 
 
@@ -44,21 +47,25 @@ class VisualizeRequest:
     preview: bool = False  # ... each scale's event with a small picture
     output: str = "png"  # with filters: "zip", one PNG per filter instead of the grid
     group: int = 1  # the group shape its image is optimized at (optim.groups); 1: alone, exact
+    drawing: DrawingFields = DrawingFields()  # param, objective... (featureviz.service.drawing)
 
     def singles(self, group_size: int = 1) -> list["VisualizeRequest"]:
         """The single-filter images this request stands for (how it is answered is not theirs):
         a `filters` request's are optimized in groups of `group_size`, a single request's alone."""
         if self.filters is None:
             return [replace(self, stream=False, preview=False)]
-        return [replace(self, filter=f, filters=None, stream=False, preview=False, output="png", group=group_size)
+        group = group_size if self.drawing.is_article() else 1  # service.drawn draws each image alone
+        return [replace(self, filter=f, filters=None, stream=False, preview=False, output="png", group=group)
                 for f in self.filters]
 
     def cache_key(self, **context) -> str:
-        """Every field of a single-filter request, the group shape where it is not 1, the engine's
-        version, and `context` (weights, device, precision, model version)."""
+        """Every field of a single-filter request, the group shape where it is not 1, the drawing
+        where it is not the article's, the engine's version, and `context` (weights, device,
+        precision, model version)."""
         group = {"group": self.group} if self.group > 1 else {}
+        drawing = {} if self.drawing.is_article() else {"drawing": asdict(self.drawing)}
         return cache_key(engine=__version__, layer=self.layer, filter=self.filter, seed=self.seed,
-                         **asdict(self.schedule), **group, **context)
+                         **asdict(self.schedule), **group, **drawing, **context)
 
 
 def parse_visualize(fields: dict, model, limit: FiltersLimit = FiltersLimit()) -> VisualizeRequest:
@@ -70,11 +77,19 @@ def parse_visualize(fields: dict, model, limit: FiltersLimit = FiltersLimit()) -
             raise BadRequest("filters", "send either filter or filters, not both")
         asked = parse_filter_set(fields["filters"], limit)
         fields = {**{k: v for k, v in fields.items() if k != "filters"}, "filter": (asked.listed or (0,))[0]}
-    v = parse_fields(fields, FIELDS)
+    v = parse_fields(fields, fields_for(fields, FIELDS))
     layer, size = v["layer"], v["size"]
     if asked is not None:
         filters = asked.filters(features, layer)
     check_channels(features, layer, filters or (v["filter"],), "filters" if filters else "filter")
+    if v["preview"] and not v["stream"]:
+        raise BadRequest("preview", "previews come with progress events: send stream: true too, or no preview")
+    drawing = parse_drawing(v, features, layer, len(filters or ()))
+    if drawing.param == "fft":
+        schedule = Schedule(size, 1, v["upscaling_factor"], v["opt_steps"], v["lr"], None)
+        if filters:  # the count; parse_drawing bounds param fft's work
+            check_limit(asked, filters, layer, 0, limit)
+        return _request(v, layer, schedule, filters, drawing)
     check_side(features, layer, size)
     if v["blur"] is not None and v["blur"] > size:
         raise BadRequest("blur", f"{v['blur']} is larger than the image ({size} px); expected at most {size} or null")
@@ -89,10 +104,12 @@ def parse_visualize(fields: dict, model, limit: FiltersLimit = FiltersLimit()) -
                                       f"scales); at most {MAX_PIXEL_STEPS}")
     if filters:
         check_limit(asked, filters, layer, work, limit)
-    if v["preview"] and not v["stream"]:
-        raise BadRequest("preview", "previews come with progress events: send stream: true too, or no preview")
+    return _request(v, layer, schedule, filters, drawing)
+
+
+def _request(v: dict, layer: int, schedule: Schedule, filters, drawing: DrawingFields) -> VisualizeRequest:
     if v["output"] == "zip" and not filters:
         raise BadRequest("output", "zip answers a filters request with one PNG per filter; send filters, or "
                                    "output: png for one filter")
     return VisualizeRequest(layer, v["filter"], schedule, v["seed"], filters, v["stream"], v["preview"],
-                            v["output"])
+                            v["output"], drawing=drawing)

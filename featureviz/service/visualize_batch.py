@@ -11,6 +11,7 @@ import torch
 
 from ..optim.groups import visualize_group
 from ..optim.render import visualize_many
+from . import drawn
 from ..pictures import grid_png, to_png
 from . import progress
 from .fields import BadRequest
@@ -23,12 +24,16 @@ MEMORY_HINT = "lower size, upscaling_steps or upscaling_factor"
 
 
 def run_visualize(features, requests: list[VisualizeRequest], precision: str = "fp32", on_scale=None) -> list:
-    """Single-filter requests of one layer, schedule and group shape -> their Visualizations:
-    at shape 1 optimized together where that changes no image (optim.render.visualize_many), at
-    shape G as one group of G (optim.groups); `on_scale` as there."""
-    layer, schedule, group = requests[0].layer, requests[0].schedule, requests[0].group
-    if any(r.filters is not None or (r.layer, r.schedule, r.group) != (layer, schedule, group) for r in requests):
-        raise ValueError("run_visualize takes single-filter requests of one layer, schedule and group shape")
+    """Single-filter requests of one layer, schedule, group shape and drawing -> their
+    Visualizations: the article's at shape 1 optimized together where that changes no image
+    (optim.render.visualize_many), at shape G as one group of G (optim.groups); other drawings by
+    service.drawn; `on_scale` as there."""
+    layer, schedule, group, drawing = requests[0].layer, requests[0].schedule, requests[0].group, requests[0].drawing
+    if any(r.filters is not None or (r.layer, r.schedule, r.group, r.drawing) != (layer, schedule, group, drawing)
+           for r in requests):
+        raise ValueError("run_visualize takes single-filter requests of one layer, schedule, group shape and drawing")
+    if not drawing.is_article():
+        return drawn.run(features, requests, precision, on_scale)
     filters, seeds = [r.filter for r in requests], [r.seed for r in requests]
     # Gradients even when a caller runs us under no_grad or inference_mode (as model servers do).
     with torch.inference_mode(False), torch.enable_grad():
@@ -42,8 +47,8 @@ def visualize_batches(requests: list[VisualizeRequest], max_images: int) -> list
     shape, in order of arrival, at most `max_images` each, or G for a group shape G > 1."""
     groups = {}
     for request in requests:
-        groups.setdefault((request.layer, request.schedule, request.group), []).append(request)
-    return [images[i:i + size] for (_, _, group), images in groups.items()
+        groups.setdefault((request.layer, request.schedule, request.group, request.drawing), []).append(request)
+    return [images[i:i + size] for (_, _, group, _), images in groups.items()
             for size in [group if group > 1 else max_images] for i in range(0, len(images), size)]
 
 
@@ -104,7 +109,8 @@ def png_text(request: VisualizeRequest, result, precision: str, note: dict) -> d
     group shape where it is not 1)."""
     return {"layer": request.layer, "filter": request.filter, "seed": request.seed,
             "activation_start": f"{result.activation_start:.6g}", "activation_final": f"{result.activation_final:.6g}",
-            "precision": precision, **({"group": request.group} if request.group > 1 else {}), **note}
+            "precision": precision, **({"group": request.group} if request.group > 1 else {}), **drawn.text(request),
+            **note}
 
 
 def _progress(worker, group: list[VisualizeRequest], listeners: dict, batch_index: int, groups_of: dict):

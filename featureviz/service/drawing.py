@@ -1,0 +1,103 @@
+"""The `visualize` fields of lucent's way of drawing: `param`, `decorrelate`, `transforms`,
+`objective` (with `x`, `y`), `negative`, `diversity` (with `diversity_weight`).
+
+`param: pixel` is the article's multi-scale method, which takes `objective` and `negative`;
+`param: fft` is lucent's render_vis (featureviz.optim.render_fft), which takes them all and
+brings lucent's schedule defaults (size 128, one scale of 512 steps at lr 0.05, no blur)."""
+import dataclasses
+from dataclasses import dataclass
+
+from ..model.geometry import output_side
+from ..optim.render_fft import NETWORK_SIDE, Drawing, network_side
+from .fields import BadRequest, Field
+
+PARAM = Field("param", str, "pixel", choices=("pixel", "fft"))
+FIELDS = [
+    PARAM,
+    Field("decorrelate", bool, False),
+    Field("transforms", str, "none", choices=("none", "standard")),
+    Field("objective", str, "channel", choices=("channel", "neuron")),
+    Field("x", int, None, 0, 4096, nullable=True),
+    Field("y", int, None, 0, 4096, nullable=True),
+    Field("negative", bool, False),
+    Field("diversity", int, 1, 1, 8),
+    Field("diversity_weight", float, 100.0, 0.0, 10_000.0),
+]
+# param fft: lucent's render_vis defaults where the article's differ, and room for its 512 steps
+FFT_DEFAULTS = {"size": 128, "upscaling_steps": 1, "opt_steps": 512, "lr": 0.05, "blur": None,
+                "decorrelate": True, "transforms": "standard"}
+FFT_MAX_OPT_STEPS = 4096
+# Compute limit of param fft: network pixels x steps x images, four times the default request's.
+MAX_FFT_PIXEL_STEPS = 4 * NETWORK_SIDE ** 2 * FFT_DEFAULTS["opt_steps"]
+
+
+@dataclass(frozen=True)
+class DrawingFields:
+    param: str = "pixel"
+    decorrelate: bool = False
+    transforms: str = "none"
+    objective: str = "channel"
+    x: int | None = None
+    y: int | None = None
+    negative: bool = False
+    diversity: int = 1
+    diversity_weight: float = 100.0
+
+    def is_article(self) -> bool:
+        """The article's own drawing: what every request without these fields gets."""
+        return self == DrawingFields()
+
+    def engine(self, schedule) -> Drawing:
+        """featureviz.optim.render_fft's settings (param fft)."""
+        return Drawing(schedule.size, schedule.opt_steps, schedule.lr, self.decorrelate, self.transforms,
+                       self.objective, self.x, self.y, self.negative, self.diversity, self.diversity_weight)
+
+
+def fields_for(fields: dict, visualize_fields: list) -> list:
+    """The visualize fields with the defaults of the request's `param`."""
+    param = PARAM.parse(fields["param"]) if "param" in fields else PARAM.default
+    if param == "pixel":
+        return visualize_fields
+    specs = []
+    for spec in visualize_fields:
+        if spec.name in FFT_DEFAULTS:
+            spec = dataclasses.replace(spec, default=FFT_DEFAULTS[spec.name])
+        if spec.name == "opt_steps":
+            spec = dataclasses.replace(spec, high=FFT_MAX_OPT_STEPS)
+        specs.append(spec)
+    return specs
+
+
+def parse_drawing(v: dict, features, layer: int, filters: int) -> DrawingFields:
+    """The drawing of validated fields `v`, checked against the network and each other."""
+    drawing = DrawingFields(*(v[f.name] for f in FIELDS))
+    for axis in ("x", "y"):
+        if v[axis] is not None and drawing.objective != "neuron":
+            raise BadRequest(axis, "a position is for objective neuron; send objective: neuron, or no " + axis)
+    if drawing.param == "pixel":
+        for name, wrong in (("decorrelate", drawing.decorrelate), ("transforms", drawing.transforms != "none"),
+                            ("diversity", drawing.diversity > 1), ("x", v["x"] is not None),
+                            ("y", v["y"] is not None)):
+            if wrong:
+                raise BadRequest(name, "needs param: fft (the article's pixel method takes objective and negative, "
+                                       "the neuron at the centre of each scale's output)")
+        return drawing
+    if v["upscaling_steps"] != 1:
+        raise BadRequest("upscaling_steps", f"{v['upscaling_steps']}: param fft optimizes one scale; expected 1")
+    if v["blur"] is not None:
+        raise BadRequest("blur", "param fft does not blur; expected null")
+    side = network_side(v["size"])
+    grid = output_side(features, layer, side)
+    for axis in ("x", "y"):
+        if v[axis] is not None and v[axis] >= grid:
+            raise BadRequest(axis, f"{v[axis]} is outside layer {layer}'s {grid}x{grid} output for a "
+                                   f"{side} px input; expected 0..{grid - 1}")
+    work = side * side * v["opt_steps"] * drawing.diversity
+    if work > MAX_FFT_PIXEL_STEPS:
+        field = "diversity" if drawing.diversity > 1 and work // drawing.diversity <= MAX_FFT_PIXEL_STEPS else "opt_steps"
+        raise BadRequest(field, f"the request needs {work} pixel-steps (network pixels x opt_steps x diversity); "
+                                f"at most {MAX_FFT_PIXEL_STEPS}")
+    if work * filters > 4 * MAX_FFT_PIXEL_STEPS:
+        raise BadRequest("filters", f"{filters} filters need {work * filters} pixel-steps; "
+                                    f"at most {4 * MAX_FFT_PIXEL_STEPS}: send fewer filters")
+    return drawing

@@ -1,0 +1,97 @@
+"""param fft against lucent's render_vis and against our pixel default: seconds, the activation
+reached and the share of saturated channel values, one run each per layer, on one machine.
+
+    python -m scripts.bench_drawing --weights hed --layers 14 30 40 --filter 62 --images docs/images/drawing
+    [--steps 128]: fft and lucent on a shorter schedule, both the same
+
+Each method with its defaults: pixel is the article's schedule (12 scales, 20 steps each, 56 to
+408 px); fft is featureviz.optim.render_fft (128 px, 512 steps, 224 px into the network, the
+layers up to the target); lucent is render_vis as users call it (the same image, schedule and
+transforms, the whole network every step). The activation is the channel's mean at the layer for
+the returned image resized to 224 px, measured the same way for all three. Saturated: the share
+of the picture's 8-bit channel values <= 0.02 or >= 0.98. Prints a Markdown table; --images
+saves each picture and a side-by-side figure per layer.
+"""
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from featureviz.model import weights
+from featureviz.model.network import build_model, normalize, truncated
+from featureviz.optim.render import visualize
+from featureviz.optim.render_fft import Drawing, draw
+from scripts import hed_weights
+from scripts.peers import lucent_visualize
+
+
+def saturated(image: torch.Tensor) -> float:
+    values = (image.clamp(0, 1) * 255).round() / 255
+    return ((values <= 0.02) | (values >= 0.98)).float().mean().item()
+
+
+@torch.no_grad()
+def activation(features, layer, filter, image):
+    x = normalize(F.interpolate(image[None], size=(224, 224), mode="bilinear", align_corners=False))
+    return truncated(features, layer)(x)[0, filter].mean().item()
+
+
+def cpu_name():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", default="hed", help="hed, random, or any WEIGHTS= value")
+    parser.add_argument("--layers", type=int, nargs="+", default=[14, 30, 40])
+    parser.add_argument("--filter", type=int, default=62)
+    parser.add_argument("--images", help="folder for the pictures")
+    parser.add_argument("--steps", type=int, default=512, help="Adam steps of fft and lucent (their default: 512)")
+    args = parser.parse_args()
+    choice = hed_weights.weights_choice(hed_weights.fetch()) if args.weights == "hed" else args.weights
+    model = build_model(weights.resolve(choice).state_dict())
+    features = model.features
+    print(f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, weights {args.weights}, "
+          f"filter {args.filter}, fft and lucent {args.steps} steps\n")
+    print("| layer | method | seconds | / fft | activation | saturated |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for layer in args.layers:
+        runs = {}
+        start = time.perf_counter()
+        runs["pixel"] = visualize(features, layer, args.filter).image
+        runs["pixel"] = (runs["pixel"], time.perf_counter() - start)
+        start = time.perf_counter()
+        runs["fft"] = (draw(features, layer, args.filter, Drawing(opt_steps=args.steps), seed=0).image, time.perf_counter() - start)
+        torch.manual_seed(0), np.random.seed(0)
+        start = time.perf_counter()
+        runs["lucent"] = (lucent_visualize(model, layer, args.filter, thresholds=(args.steps,)), time.perf_counter() - start)
+        for method, (image, seconds) in runs.items():
+            print(f"| {layer} | {method} | {seconds:.1f} | {seconds / runs['fft'][1]:.2f} | "
+                  f"{activation(features, layer, args.filter, image):.4g} | {100 * saturated(image):.1f}% |", flush=True)
+        if args.images:
+            save(args.images, layer, args.filter, {m: image for m, (image, _) in runs.items()})
+
+
+def save(folder, layer, filter, images):
+    os.makedirs(folder, exist_ok=True)
+    tiles = []
+    for method, image in images.items():
+        picture = Image.fromarray((image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
+        picture.save(os.path.join(folder, f"layer{layer}-filter{filter}-{method}.png"))
+        tiles.append(picture.resize((256, 256), Image.LANCZOS))
+    figure = Image.new("RGB", (len(tiles) * 256 + (len(tiles) - 1) * 8, 256), "white")
+    for k, tile in enumerate(tiles):
+        figure.paste(tile, (k * (256 + 8), 0))
+    figure.save(os.path.join(folder, f"layer{layer}-filter{filter}.jpg"), quality=90)
+
+
+if __name__ == "__main__":
+    main()
