@@ -73,13 +73,14 @@ def reference(state_dict):
     return model.eval().requires_grad_(False)
 
 
-def reference_layer_output(state_dict, layer, x):
-    """An independent forward pass: a fresh torchvision vgg16_bn, modules applied one by one."""
+def reference_layer_output(state_dict, layer, x, grad: bool = False):
+    """An independent forward pass: a fresh torchvision vgg16_bn, modules applied one by one
+    (with `grad`, differentiable in x)."""
     from torchvision.models import vgg16_bn
     net = vgg16_bn(weights=None)
     net.load_state_dict(state_dict)
     net.eval()
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         for module in list(net.features)[: layer + 1]:
             x = module(x.clone())
     return x

@@ -118,7 +118,7 @@ def one_adam_step_image(state_dict, drawing, filter, seed, value_of):
     image = to_valid_rgb(spectrum_image(spectrum, size, size, spectral), drawing.decorrelate)
     x = F.interpolate(normalize(image), size=(side, side), mode="bilinear", align_corners=True)
     with torch.enable_grad():
-        value_of(reference_layer_output(state_dict, LAYER, x)[0, filter]).backward()
+        value_of(reference_layer_output(state_dict, LAYER, x, grad=True)[0, filter]).backward()
     grad = spectrum.grad
     stepped = spectrum.detach() + drawing.lr * grad / (grad.abs() + 1e-8)
     return to_valid_rgb(spectrum_image(stepped, size, size, spectral), drawing.decorrelate)[0]
