@@ -18,6 +18,7 @@ from featureviz.model.weights import load_state_dict
 from featureviz.service.worker import Service, Settings
 
 logger = logging.getLogger(__name__)
+STREAM_NEXT = "ts_stream_next"  # TorchServe's header: "true" on a stream's parts but the last
 PHRASES = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error", 507: "Insufficient Storage"}
 
 
@@ -49,9 +50,9 @@ class FeatureVizHandler(BaseHandler):
         config = (getattr(context, "model_yaml_config", None) or {}).get("handler", {})
         settings = Settings.read(config)
         # TorchServe 0.12 does not tell a handler whether a gRPC request came by Predictions or
-        # StreamPredictions, and a progress part sent to a unary Predictions call breaks that
-        # worker for good (the frontend fails on the next part and keeps the dead worker READY).
-        # So gRPC gets progress only where every client sends `stream` by StreamPredictions.
+        # StreamPredictions (docs/reliability.md, "gRPC streaming"), and a progress part sent to a
+        # unary Predictions call breaks that worker for good. So gRPC gets progress only where
+        # every client sends `stream` by StreamPredictions.
         self.grpc_stream = str(os.environ.get("FEATUREVIZ_GRPC_STREAM") or config.get("grpc_stream", False)).lower() \
             in ("1", "true", "yes")
         version = context.manifest["model"].get("modelVersion", "")
@@ -108,6 +109,11 @@ class FeatureVizHandler(BaseHandler):
             context.set_response_content_type(idx, answer.content_type)
             if answer.status != 200:
                 context.set_response_status(answer.status, PHRASES.get(answer.status, "Error"), idx)
+            if self._over_grpc(idx):
+                # The last part of a StreamPredictions answer must say so, or the frontend fails
+                # on it and loses the worker; a unary Predictions call ignores the header. Not
+                # over HTTP: there it would make a plain answer a chunked one without its headers.
+                context.set_response_header(idx, STREAM_NEXT, "false")
         lone = batch.answers[0]
         if len(batch.answers) == 1 and lone.status != 200 and self._over_grpc(0):
             # TorchServe's gRPC frontend ignores per-request statuses; only a batch-level error

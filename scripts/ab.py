@@ -40,6 +40,14 @@ http {{
     proxy_read_timeout 3600s;
     proxy_send_timeout 3600s;
     proxy_buffering off;  # streamed answers reach the client chunk by chunk
+    # Slow and idle clients: as the cluster gateway (docs/reliability.md, "Slow and idle clients").
+    client_header_timeout 15s;
+    client_body_timeout 60s;
+    send_timeout 120s;
+    keepalive_timeout 75s;
+    limit_conn_zone $binary_remote_addr zone=ab_per_address:1m;
+    limit_conn ab_per_address 32;
+    limit_conn_status 429;
     map $http_x_client_id $ab_client {{
         "" $remote_addr;
         default $http_x_client_id;

@@ -105,10 +105,11 @@ def served(tmp_path_factory):
     tmpdir = work / "tmp"
     tmpdir.mkdir()
     try:
-        # gRPC progress on (test_e2e_stream): the suite's gRPC clients send stream by StreamPredictions.
+        # The shipped configuration (handler.grpc_stream false); grpc_stream_version adds a
+        # visualize with gRPC progress on.
         props = server.start(str(work / "config.properties"), workdir=str(work), model_store=str(store),
-                             tmpdir=str(tmpdir), timeout=300, environ={"FEATUREVIZ_GRPC_STREAM": "1"})
-        yield {"props": props, "keys": server.keys(str(work)), "work": work}
+                             tmpdir=str(tmpdir), timeout=900, environ={"FEATUREVIZ_GRPC_STREAM": ""})
+        yield {"props": props, "keys": server.keys(str(work)), "work": work, "store": store}
     finally:
         server.stop(str(tmpdir))
 
@@ -135,3 +136,35 @@ def api(served):
                 pids[name] = [w["pid"] for entry in body for w in entry["workers"]]
             return pids
     return Api()
+
+
+GRPC_STREAM_VERSION = "1.0-grpc-stream"
+
+
+@pytest.fixture(scope="module")
+def grpc_stream_version(served, api):
+    """visualize registered once more on the suite's server, as version GRPC_STREAM_VERSION, from
+    the same archive unpacked with handler.grpc_stream true in its model-config.yaml: gRPC
+    progress on for that version alone. Unregistered after the module."""
+    import zipfile
+    folder = served["store"] / "featureviz-grpc-stream"
+    if not folder.exists():
+        with zipfile.ZipFile(served["store"] / "featureviz.mar") as archive:
+            archive.extractall(folder)
+        config = folder / "model-config.yaml"
+        text = config.read_text()
+        assert "grpc_stream: false" in text
+        config.write_text(text.replace("grpc_stream: false", "grpc_stream: true"))
+        manifest_path = folder / "MAR-INF" / "MANIFEST.json"
+        manifest = json.loads(manifest_path.read_text())
+        manifest["model"]["modelVersion"] = GRPC_STREAM_VERSION
+        manifest_path.write_text(json.dumps(manifest))
+    registered = requests.post(f"{api.management}/models", headers=api.manage, timeout=300,
+                               params={"url": folder.name, "model_name": "visualize", "initial_workers": 1,
+                                       "synchronous": "true"})
+    assert registered.status_code == 200, registered.text
+    try:
+        yield GRPC_STREAM_VERSION
+    finally:
+        requests.delete(f"{api.management}/models/visualize/{GRPC_STREAM_VERSION}", headers=api.manage,
+                        timeout=60)

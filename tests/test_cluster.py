@@ -3,6 +3,7 @@ sharing one result cache, behind the gateway (deploy/gateway: nginx with the API
 from each replica's readiness check). Real processes; every wait is bounded."""
 import json
 import os
+import socket
 import time
 from types import SimpleNamespace
 
@@ -166,6 +167,85 @@ def test_the_metrics_of_a_replica_pass_the_gateway(cluster):
     response = requests.get(f"http://{LAYOUT.metrics}/metrics", timeout=30)
     assert response.status_code == 200 and "ts_inference_requests_total" in response.text
     assert response.headers["X-Served-By"] in ("replica-0", "replica-1")
+
+
+def timed_activations():
+    started = time.monotonic()
+    response = requests.post(f"{HTTP}/predictions/activations", headers=AUTH, timeout=60,
+                             files={"data": ("x.png", png(32, 32), "image/png"), "size": (None, "32")})
+    assert response.status_code == 200
+    return time.monotonic() - started
+
+
+def gateway_socket():
+    host, port = LAYOUT.http.split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def closed_by_the_gateway(connection, deadline) -> bool:
+    connection.settimeout(max(0.1, deadline - time.monotonic()))
+    try:
+        return connection.recv(1024) == b""  # nginx closes a header it timed out without a word
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+HEADER_TIMEOUT = 15  # client_header_timeout of deploy/gateway/nginx.conf.template
+
+
+def test_200_idle_and_trickling_connections_neither_slow_requests_nor_stay(cluster):
+    baseline = sorted(timed_activations() for _ in range(5))[2]
+    idle, trickling = [], []
+    try:
+        for i in range(200):
+            connection = gateway_socket()
+            if i % 2:
+                connection.sendall(b"POST /predictions/activations HTTP/1.1\r\nHost: gateway\r\nX-Slow: ")
+                trickling.append(connection)
+            else:
+                idle.append(connection)
+        opened = time.monotonic()
+        during = []
+        for _ in range(6):  # one header byte a second on each trickling connection, meanwhile
+            for connection in trickling:
+                connection.sendall(b"a")
+            during.append(timed_activations())
+            time.sleep(max(0.0, 1 - during[-1]))
+        assert max(during) < max(3 * baseline, baseline + 2), (baseline, during)
+        deadline = opened + HEADER_TIMEOUT + 10
+        closed = [closed_by_the_gateway(c, deadline) for c in idle + trickling]
+        assert all(closed) and time.monotonic() - opened >= HEADER_TIMEOUT - 1
+        assert timed_activations() < max(3 * baseline, baseline + 2)
+    finally:
+        for connection in idle + trickling:
+            connection.close()
+
+
+PER_ADDRESS = 32  # limit_conn of deploy/gateway/nginx.conf.template
+
+
+def test_requests_in_progress_from_one_address_are_limited_then_freed(cluster):
+    body = png(32, 32)
+    held = []
+    try:
+        for _ in range(PER_ADDRESS):  # each a whole header, then a body that does not come
+            connection = gateway_socket()
+            connection.sendall(f"POST /predictions/activations HTTP/1.1\r\nHost: gateway\r\n"
+                               f"Authorization: Bearer {KEY}\r\nContent-Type: image/png\r\n"
+                               f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:10])
+            held.append(connection)
+        time.sleep(0.5)
+        refused = requests.post(f"{HTTP}/predictions/activations", headers={**AUTH, "Content-Type": "image/png"},
+                                data=body, timeout=30)
+        assert refused.status_code == 429
+        held.pop().close()
+        time.sleep(0.5)
+        assert timed_activations() < 30
+    finally:
+        for connection in held:
+            connection.close()
 
 
 def test_after_a_replica_is_killed_requests_and_ping_still_succeed(cluster):

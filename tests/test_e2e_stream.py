@@ -24,13 +24,13 @@ def http_stream(api, fields):
         return response.status_code, response.headers["Content-Type"], response.headers, lines
 
 
-def grpc_stream(served, fields):
+def grpc_stream(served, fields, version=""):
     messages, stubs = load("inference")
     inputs = {k: json.dumps(v).encode() for k, v in fields.items()}
     address = f"127.0.0.1:{served['props']['grpc_inference_port']}"
     with grpc.insecure_channel(address) as channel:
         replies = stubs.InferenceAPIsServiceStub(channel).StreamPredictions(
-            messages.PredictionsRequest(model_name="visualize", input=inputs),
+            messages.PredictionsRequest(model_name="visualize", model_version=version, input=inputs),
             metadata=[("authorization", f"Bearer {served['keys']['inference']}")], timeout=300)
         return [json.loads(reply.prediction) for reply in replies]
 
@@ -80,10 +80,18 @@ def test_the_readme_http_client_streams_then_writes_the_plain_answers_png(api, s
     assert refused.returncode != 0 and "HTTP 400" in refused.stderr and "layer" in refused.stderr
 
 
-def test_a_grpc_stream_is_a_message_per_event(api, served):
+def test_a_grpc_stream_is_a_message_per_event_where_grpc_stream_is_on(api, served, grpc_stream_version):
     fields = {**SCHEDULE, "filter": 32, "seed": 2}
-    png = check_events(grpc_stream(served, {**fields, "stream": True}), fields)
-    assert png == api.visualize(fields).content
+    png = check_events(grpc_stream(served, {**fields, "stream": True}, grpc_stream_version), fields)
+    plain = api.visualize(fields, path=f"visualize/{grpc_stream_version}")
+    assert plain.headers["X-Cache"] == "hit" and png == plain.content
+
+
+def test_in_the_shipped_configuration_a_grpc_stream_is_the_done_line_alone(api, served):
+    fields = {**SCHEDULE, "filter": 34, "seed": 2}
+    events = grpc_stream(served, {**fields, "stream": True})
+    assert [e["event"] for e in events] == ["done"] and events[0]["cache"] == "miss"
+    assert base64.b64decode(events[0]["png"]) == api.visualize(fields).content
 
 
 @pytest.mark.parametrize("fields, field", [({"stream": True, **SCHEDULE}, "filter"),

@@ -172,3 +172,45 @@ def test_the_clients_follow_events_to_the_png_and_stop_on_an_error():
                io.StringIO())
     with pytest.raises(StreamFailed, match="without a done"):
         follow(iter(events), io.StringIO())
+
+
+class Socket:
+    """TorchServe's worker socket: each message sent, with the headers of each request then."""
+
+    def __init__(self, context, n):
+        self.context, self.n, self.sent = context, n, []
+
+    def sendall(self, message):
+        self.sent.append([dict(self.context.get_response_headers(i)) for i in range(self.n)])
+
+
+def through_the_backend(handler, bodies, headers):
+    """A batch as TorchServe's Python backend runs it: intermediate parts by the real
+    send_intermediate_predict_response, the answer encoded by the real create_predict_response.
+    -> (headers of each intermediate message, each request's headers on the final answer)."""
+    from ts.protocol.otf_message_handler import create_predict_response
+    context = make_context(*handler.made_with)
+    context.request_processor = [RequestProcessor(dict(headers)) for _ in bodies]
+    context.request_ids = {i: f"request-{i}" for i in range(len(bodies))}
+    context.cl_socket = Socket(context, len(bodies))
+    out = handler.handle([{"body": body} for body in bodies], context)
+    create_predict_response(out, context.request_ids, "Prediction success", 200, context)
+    return context.cl_socket.sent, [dict(context.get_response_headers(i)) for i in range(len(bodies))]
+
+
+@pytest.mark.parametrize("grpc_stream", [False, True])
+def test_every_grpc_answer_ends_a_stream_with_ts_stream_next_false(handler, monkeypatch, grpc_stream):
+    monkeypatch.setattr(handler, "grpc_stream", grpc_stream)
+    bodies = [{"layer": 7, "filter": 60 + 2 * grpc_stream, "stream": True, **SCHEDULE},
+              {"layer": 7, "filter": 61 + 2 * grpc_stream, **SCHEDULE}, {"layer": 7, "filter": 99999}]
+    parts, final = through_the_backend(handler, bodies, headers={})
+    assert [h["ts_stream_next"] for h in final] == ["false"] * 3  # the plain and refused ones too
+    assert len(parts) == (3 if grpc_stream else 0)  # one part per scale of the streamed request
+    assert all(p[0]["ts_stream_next"] == "true" for p in parts)
+
+
+def test_a_plain_http_answer_has_no_ts_stream_next_and_a_stream_ends_with_false(handler, monkeypatch):
+    bodies = [{"layer": 7, "filter": 64, "stream": True, **SCHEDULE}, {"layer": 7, "filter": 65, **SCHEDULE}]
+    parts, final = through_the_backend(handler, bodies, headers=HTTP_HEADERS)
+    assert len(parts) == 3 and all(p[0]["ts_stream_next"] == "true" for p in parts)
+    assert final[0]["ts_stream_next"] == "false" and "ts_stream_next" not in final[1]

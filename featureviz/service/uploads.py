@@ -8,6 +8,9 @@ from PIL import Image
 from .fields import BadRequest, Field, parse_fields
 
 MAX_DECODE_PIXELS = 40_000_000  # an upload with more pixels than this is refused before decoding
+# The image resized (shorter side to `size`, before the crop) with more pixels than this is refused
+# before decoding: a 1 x 100000 image would otherwise become 224 x 22.4 million.
+MAX_RESIZED_PIXELS = 4096 * 4096
 IMAGE_FIELD = "data"  # where an upload arrives (a raw body becomes this field too)
 
 
@@ -21,7 +24,7 @@ def parse_upload(fields: dict, specs: list[Field]) -> tuple[dict, torch.Tensor]:
         raise BadRequest("data", "expected JPEG or PNG bytes (the request body or the field 'data'), got JSON")
     values = parse_fields(fields, specs, ignore=(IMAGE_FIELD,))
     try:
-        image = decode_image(bytes(data))
+        image = decode_image(bytes(data), values["size"])
     except ImageError as error:
         raise BadRequest("data", str(error), error.status) from None
     return values, center_square(image, values["size"])
@@ -35,8 +38,10 @@ class ImageError(ValueError):
         self.status = status
 
 
-def decode_image(data: bytes) -> Image.Image:
-    """Upload bytes -> RGB PIL image. Refuses non-images and images too large to decode."""
+def decode_image(data: bytes, size: int | None = None) -> Image.Image:
+    """Upload bytes -> RGB PIL image. Refuses non-images, images too large to decode and, given the
+    `size` of center_square, images whose resized size would pass MAX_RESIZED_PIXELS: all from the
+    header, before any pixel is decoded."""
     if not data:
         raise ImageError("empty; send JPEG or PNG bytes")
     try:
@@ -51,17 +56,36 @@ def decode_image(data: bytes) -> Image.Image:
             f"image of {width}x{height} pixels is too large; at most {MAX_DECODE_PIXELS} pixels",
             status=413,
         )
+    if size is not None:
+        check_resized(width, height, size)
     try:
         return image.convert("RGB")
     except Exception:
         raise ImageError("the image is truncated or corrupt") from None
 
 
+def resized_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """center_square's image before its crop: the shorter side resized to `size`."""
+    scale = size / min(width, height)
+    return max(size, round(width * scale)), max(size, round(height * scale))
+
+
+def check_resized(width: int, height: int, size: int):
+    """Refuses an image whose every stage in center_square (resized, then size x size) would pass
+    MAX_RESIZED_PIXELS, whatever its aspect ratio."""
+    new_w, new_h = resized_size(width, height, size)
+    if max(new_w * new_h, size * size) > MAX_RESIZED_PIXELS:
+        raise ImageError(
+            f"image of {width}x{height} pixels would be {new_w}x{new_h} once its shorter side is resized to "
+            f"{size}; at most {MAX_RESIZED_PIXELS} pixels after resizing (an aspect ratio of at most "
+            f"{MAX_RESIZED_PIXELS // (size * size)}:1 at size {size}); crop it, or send a smaller size")
+
+
 def center_square(image: Image.Image, size: int) -> torch.Tensor:
     """Shorter side resized to `size` (bilinear, antialiased), center crop: (3, size, size) in [0, 1]."""
     width, height = image.size
-    scale = size / min(width, height)
-    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    check_resized(width, height, size)
+    new_w, new_h = resized_size(width, height, size)
     resized = image.resize((new_w, new_h), Image.BILINEAR)
     left, top = (new_w - size) // 2, (new_h - size) // 2
     cropped = resized.crop((left, top, left + size, top + size))
