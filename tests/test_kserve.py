@@ -1,8 +1,8 @@
-"""deploy/kserve/v1/config/config.properties as KServe's TorchServe runtime starts it (with
-TS_SERVICE_ENVELOPE=kserve in the environment, as the runtime sets it), on loopback: the paths go to
-a temp model store and the ports to free ones, nothing else changes. Then what KServe's wrapper
-(kserve_wrapper/TorchserveModel.py) calls, without a token: the management API for each model of
-the snapshot, and v1 predictions."""
+"""deploy/kserve/v1/config/config.properties as our KServe runtime starts it (with
+TS_SERVICE_ENVELOPE=kserve in the environment, as deploy/kserve/runtime.yaml sets it), on loopback:
+the paths go to a temp model store and the ports to free ones, nothing else changes. Then, without a
+token, the management API for each model of the snapshot, and v1 predictions on the routes KServe
+calls (tests/test_container.py runs the same config in the image, as the runtime starts it)."""
 import base64
 import json
 import os
@@ -15,7 +15,7 @@ from scripts import server
 from test_fields import png
 
 CONFIG = os.path.join(ROOT, "deploy", "kserve", "v1", "config", "config.properties")
-PORTS = {"8085": "18185", "8082": "18182", "7070": "17170", "7071": "17171"}
+PORTS = {"8080": "18185", "8081": "18186", "8082": "18182", "7070": "17170", "7071": "17171"}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,9 @@ def kserve(served, tmp_path_factory):
 def test_the_config_turns_token_auth_and_environment_configuration_off():
     props = server.read_properties(CONFIG)
     assert props["disable_token_authorization"] == "true" and props["enable_envvars_config"] == "false"
-    assert props["inference_address"].startswith("http://127.0.0.1:")
+    # KServe's traffic reaches TorchServe itself on the runtime's port; management stays on loopback.
+    assert props["inference_address"] == "http://0.0.0.0:8080"
+    assert props["management_address"].startswith("http://127.0.0.1:")
 
 
 def test_the_wrappers_readiness_call_answers_for_every_model_without_a_token(kserve):

@@ -5,6 +5,8 @@ worker with its model loaded.
 
 GET /ready: 200 when ready, 503 otherwise, with {"status": ..., "models": {name: state}}.
 GET /live: 200 while TorchServe's management API answers, 503 otherwise.
+With --once instead of --listen: look once, print the answer, exit 0 when ready, else 1 (an exec
+probe: KServe's runtime, deploy/kserve/runtime.yaml).
 
 TorchServe's own /ping says "Healthy" while workers are still loading their models, so it cannot
 tell a pod that may take traffic. This reads the management API (token auth off behind the
@@ -96,10 +98,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="TorchServe's config.properties")
     parser.add_argument("--listen", default="127.0.0.1:8079")
+    parser.add_argument("--once", action="store_true", help="check once; exit 0 when ready")
     args = parser.parse_args()
     props = read_properties(args.config)
+    readiness = Readiness(props.get("management_address", "http://127.0.0.1:8081"), registered_models(props))
+    if args.once:
+        status, body = readiness.ready()
+        print(json.dumps(body))
+        raise SystemExit(0 if status == 200 else 1)
     host, port = args.listen.rsplit(":", 1)
-    serve(Readiness(props.get("management_address", "http://127.0.0.1:8081"), registered_models(props)), host, int(port))
+    serve(readiness, host, int(port))
 
 
 if __name__ == "__main__":

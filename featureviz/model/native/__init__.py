@@ -5,6 +5,10 @@ A kernel is a plain C file beside this one, built into a shared library with `cc
 is kept in a cache folder, named by a hash of the source, the compiler and the processor's flags,
 and written under a temporary name then renamed, so that workers starting together can share it.
 Where there is no compiler, or it fails, `load` returns None and the caller uses PyTorch's ops.
+
+An image built with no compiler at run time (Dockerfile) carries libraries built beforehand in
+FEATUREVIZ_NATIVE_PREBUILT: `<name>-<first 16 hex of the source's sha256>-<level>.so` for the x86-64
+microarchitecture levels; `load` takes the highest level this processor runs, before any compiler.
 """
 import ctypes
 import hashlib
@@ -17,6 +21,14 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 FLAGS = ["-O3", "-march=native", "-shared", "-fPIC"]
 DISABLE = "FEATUREVIZ_NATIVE"  # set to 0 to use PyTorch's ops only
+PREBUILT = "FEATUREVIZ_NATIVE_PREBUILT"
+# x86-64 microarchitecture levels, highest first, with the /proc/cpuinfo flags each needs beyond
+# the one below it (the x86-64 psABI's list; gcc's -march=x86-64-vN).
+LEVELS = (
+    ("x86-64-v4", {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}),
+    ("x86-64-v3", {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}),
+    ("x86-64-v2", {"cx16", "lahf_lm", "popcnt", "pni", "sse4_1", "sse4_2", "ssse3"}),
+)
 
 log = logging.getLogger(__name__)
 _loaded = {}
@@ -35,11 +47,43 @@ def _processor_flags() -> str:
         return ""
 
 
+def processor_levels(flags: str | None = None) -> list[str]:
+    """The microarchitecture levels this processor runs, highest first."""
+    have = set((flags if flags is not None else _processor_flags()).split())
+    levels = []
+    for level, needs in reversed(LEVELS):
+        if not needs <= have:
+            break
+        levels.insert(0, level)
+    return levels
+
+
+def source_digest(name: str) -> str:
+    with open(os.path.join(HERE, f"{name}.c"), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
+def prebuilt(name: str) -> str | None:
+    """The library built beforehand for this source and the highest level this processor runs."""
+    folder = os.environ.get(PREBUILT)
+    if not folder:
+        return None
+    digest = source_digest(name)
+    for level in processor_levels():
+        path = os.path.join(folder, f"{name}-{digest}-{level}.so")
+        if os.path.exists(path):
+            return path
+    return None
+
+
 def _compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
 
 
 def _build(name: str) -> str | None:
+    library = prebuilt(name)
+    if library:
+        return library
     compiler = _compiler()
     if compiler is None:
         log.warning("no C compiler: %s runs on PyTorch's ops", name)
