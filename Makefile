@@ -86,14 +86,15 @@ compiler:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; }
 
 # The served pictures of layer 40's first 16 filters as a static page: gallery/index.html; each
-# layer's in one request where the server's compute limit allows it (docs/layers.md).
-# DRAW adds visualize fields to every picture, e.g. DRAW="param=fft opt_steps=256" (docs/drawing.md).
+# layer's in one request where the server's compute limit allows it (docs/api.md, "A gallery to browse").
+# DRAW adds visualize fields to every picture, e.g. DRAW="param=fft opt_steps=256"
+# (docs/api.md, "Drawing as lucent draws").
 gallery: venv
 	$(BIN)/python -m scripts.gallery --layers $(or $(LAYERS),40) --filters $(or $(FILTERS),0-15) --out gallery \
 	  $(foreach field,$(DRAW),--field $(field))
 
 # On a machine with a CUDA GPU: its tests and a whole layer in groups of a fixed shape, under 8
-# minutes; results in gpu-check/ (docs/layers.md, "The GPU check"). GPU_CHECK=all adds the rest.
+# minutes; results in gpu-check/ (docs/performance.md, "Groups of a fixed shape"). GPU_CHECK=all adds the rest.
 gpu-check:
 	PYTHON=$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) sh scripts/gpu_check.sh
 

@@ -171,8 +171,8 @@ def section_sweep(features, seed, layer, count, precision):
 
 
 def section_groups(features, seed, layer, count, sizes, budget_s, singles=8, schedule=Schedule()):
-    """The issue's GPU check of fixed group shapes (docs/layers.md): for each precision and group
-    shape G, the `count` filters of `layer` in groups of G at the default schedule, as a `filters:
+    """The issue's GPU check of fixed group shapes (docs/performance.md, "Groups of a fixed
+    shape"): for each precision and group shape G, the `count` filters of `layer` in groups of G at the default schedule, as a `filters:
     "all"` request runs them (CUDA graphs, deterministic cuDNN), for at most `budget_s` seconds
     (then the total is extrapolated from the groups done, and marked so); whether an image is the
     same in another group and slot; the activation reached against single images; the single

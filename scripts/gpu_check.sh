@@ -1,5 +1,5 @@
 #!/bin/sh
-# The GPU checks, as one run on a GPU machine (`make gpu-check`; docs/layers.md, "The GPU check"):
+# The GPU checks, as one run on a GPU machine (`make gpu-check`; docs/performance.md, "Groups of a fixed shape"):
 # the CUDA tests, then a whole layer in groups of a fixed shape (bench_gpu's `groups` section),
 # in under 8 minutes on an H100 or H200. GPU_CHECK=all adds the earlier sections measured in
 # docs/performance.md (latency, repeatability, exact batches, precision, host syncs): minutes more.

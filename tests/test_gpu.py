@@ -58,7 +58,8 @@ def test_images_optimized_together_on_the_gpu_are_each_the_image_alone(cuda_feat
 @pytest.mark.parametrize("precision", ["tf32", "bf16"])
 @pytest.mark.parametrize("group_size", [4, 8])
 def test_in_a_group_of_fixed_shape_an_image_ignores_its_neighbours_and_slot(cuda_features, precision, group_size):
-    """What a `filters` request relies on where group_size > 1 (optim.groups, docs/layers.md)."""
+    """What a `filters` request relies on where group_size > 1 (optim.groups;
+    docs/performance.md, "Groups of a fixed shape")."""
     schedule = Schedule(size=48, upscaling_steps=4, upscaling_factor=1.6, opt_steps=5)
     first = visualize_group(cuda_features, 20, [5] + list(range(10, 10 + group_size - 1)), [1] * group_size,
                             group_size, schedule, precision)[0]

@@ -4,7 +4,7 @@ the deployment's compute limit on how many images one request may ask for.
 The limit is a setting that scales with the device (handler.max_filters, handler.max_filters_work):
 a CPU worker takes at most 64 images and 8 default images' work in one request, as before ranges
 came; a GPU worker takes a whole layer of 512 at up to twice the default work each
-(docs/layers.md)."""
+(docs/api.md, "Compute limits")."""
 import json
 import re
 from dataclasses import dataclass

@@ -25,7 +25,8 @@ from .registry import OPERATIONS
 from .results import Answer, Metric, Provenance, answer, each_alone_on_failure
 
 logger = logging.getLogger(__name__)
-GPU_GROUP_SIZE = 16  # group_size: auto on a GPU; not measured yet (docs/layers.md, the GPU check)
+# group_size: auto on a GPU; not measured yet (docs/performance.md, "Groups of a fixed shape")
+GPU_GROUP_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ class Service:
                           else settings.precision)
         self.batch_images = settings.batch_images
         # A GPU optimizes a `filters` request's images in groups of one fixed shape (optim.groups);
-        # the CPU alone and in exact batches, as a batch is no faster there (docs/layers.md).
+        # the CPU alone and in exact batches, as a batch is no faster there
+        # (docs/performance.md, "Batching: exact batches").
         self.group_size = (GPU_GROUP_SIZE if self.device.type == "cuda" else 1) if settings.group_size == "auto" \
             else int(settings.group_size)
         self.filters_limit = FiltersLimit.for_device(self.device.type, settings.max_filters, settings.max_filters_work)
