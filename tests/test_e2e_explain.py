@@ -128,12 +128,13 @@ def test_explanations_route_answers_json_attributions_and_integrated_gradients_i
     body = as_json(response)  # JSON without output: json, as TorchServe's captum examples answer
     assert body["method"] == "integrated_gradients" and body["steps"] == 16
     expected = expected_integrated_gradients(reference, pixels(40), 3, 16)
-    torch.testing.assert_close(torch.tensor(body["saliency"]), expected, rtol=1e-3, atol=1e-6)
+    # A server's threads sum in another order than this process: within 1% of the map's peak
+    torch.testing.assert_close(torch.tensor(body["saliency"]), expected, rtol=1e-3, atol=1e-5)
     # TorchServe 0.12's gRPC has no explanations call: Predictions with output json answers the same
     address = f"127.0.0.1:{served['props']['grpc_inference_port']}"
     inputs = {"data": photo(), **{k: str(v) for k, v in fields.items()}, "output": "json"}
     over_grpc = json.loads(predict(address, served["keys"]["inference"], "saliency", inputs))
-    torch.testing.assert_close(torch.tensor(over_grpc["saliency"]), expected, rtol=1e-3, atol=1e-6)
+    torch.testing.assert_close(torch.tensor(over_grpc["saliency"]), expected, rtol=1e-3, atol=1e-5)
     png = requests.post(f"{api.inference}/explanations/saliency", files={**files, "output": (None, "png")},
                         headers=api.auth, timeout=300)
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
