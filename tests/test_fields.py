@@ -4,7 +4,7 @@ import io
 import pytest
 from PIL import Image
 
-from featureviz.service.fields import BadRequest
+from featureviz.service.refusals import BadRequest
 from featureviz.service.explain import parse_activations
 from featureviz.service.visualize import MAX_PIXEL_STEPS, parse_visualize
 from featureviz.optim.param import Schedule

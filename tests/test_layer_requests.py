@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import TINY
-from featureviz.service.fields import BadRequest
+from featureviz.service.refusals import BadRequest
 from featureviz.service.filter_sets import FiltersLimit
 from featureviz.service.visualize import parse_visualize
 from featureviz.service.worker import Settings

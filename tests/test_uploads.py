@@ -5,7 +5,7 @@ import io
 import pytest
 from PIL import Image, ImageFile
 
-from featureviz.service.fields import BadRequest
+from featureviz.service.refusals import BadRequest
 from featureviz.service.registry import OPERATIONS
 from featureviz.service.uploads import MAX_RESIZED_PIXELS, center_square, resized_size
 

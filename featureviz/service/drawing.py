@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from ..model.geometry import output_side
 from ..optim.render_fft import NETWORK_SIDE, Drawing, network_side
-from .fields import BadRequest, Field
+from .fields import Field
+from .refusals import BadRequest
 
 PARAM = Field("param", str, "pixel", choices=("pixel", "fft"))
 FIELDS = [

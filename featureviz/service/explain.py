@@ -18,7 +18,8 @@ from ..model.network import LAYER_COUNT, device_of, normalize
 from ..model.summary import kernels, layer_table
 from ..pictures import heatmap_over, kernel_grid, side_by_side, signed_unit, table_png, to_png
 from .checks import check_channels, check_side
-from .fields import BadRequest, Field, parse_fields
+from .fields import Field, parse_fields
+from .refusals import BadRequest
 from .results import Result
 from .uploads import parse_upload
 

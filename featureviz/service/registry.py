@@ -17,7 +17,7 @@ class Operation:
     name: str
     fields: list[Field]
     parse: Callable  # (fields, model) -> a request, or raises BadRequest
-    run: Callable  # (worker, requests) -> a Result or BadRequest for each
+    run: Callable  # (worker, requests) -> a Result or Refusal for each
     body_is_image: bool
     memory_hint: str = "lower size"  # what to lower when a request does not fit in memory
     needs_classifier: bool = False  # refused where the weights have none

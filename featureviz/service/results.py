@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from .fields import BadRequest, InternalError
+from .refusals import BadRequest, InternalError, Refusal
 
 logger = logging.getLogger(__name__)
 PICTURES = {"png": "image/png", "zip": "application/zip"}  # the outputs made by `picture`, by content type
@@ -47,7 +47,7 @@ class Answer:
     content_type: str
     body: bytes
     headers: dict
-    refusal: BadRequest | None = None
+    refusal: Refusal | None = None
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,9 @@ class Provenance:
         return {"X-Model-Version": self.version, "X-Weights": self.note()["description"]}
 
 
-def answer(outcome: Result | BadRequest, provenance: Provenance) -> Answer:
+def answer(outcome: Result | Refusal, provenance: Provenance) -> Answer:
     headers = provenance.headers()
-    if isinstance(outcome, BadRequest):
+    if isinstance(outcome, Refusal):
         body = json.dumps({**outcome.body(), "model_version": provenance.version}).encode()
         return Answer(outcome.status, "application/json", body, headers, outcome)
     if outcome.cache:

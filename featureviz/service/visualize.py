@@ -8,7 +8,8 @@ from .cache import cache_key
 from .checks import check_channels, check_side
 from .drawing import FIELDS as DRAWING_FIELDS
 from .drawing import DrawingFields, fields_for, parse_drawing
-from .fields import BadRequest, Field, parse_fields
+from .fields import Field, parse_fields
+from .refusals import BadRequest
 from .filter_sets import FiltersLimit, check_limit, parse_filter_set
 
 MAX_SIDE = 1024  # largest image side any scale may reach

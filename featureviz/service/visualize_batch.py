@@ -14,7 +14,7 @@ from ..optim.render import visualize_many
 from . import drawn
 from ..pictures import grid_png, to_png
 from . import progress
-from .fields import BadRequest
+from .refusals import Refusal
 from .results import Metric, Result, each_alone_on_failure
 from .visualize import VisualizeRequest
 from .zipped import png_name, zip_of
@@ -56,7 +56,7 @@ def run(worker, requests: list[VisualizeRequest]) -> list:
     """Each request's Result (a PNG, cache hit or miss) or refusal."""
     keys = {single: single.cache_key(**worker.cache_context())
             for r in requests for single in r.singles(worker.group_size)}
-    images = {}  # single-filter request (identical ones are equal) -> (PNG, cache hit) or BadRequest
+    images = {}  # single-filter request (identical ones are equal) -> (PNG, cache hit) or Refusal
     for single, key in keys.items():
         cached = worker.cache.get(key) if worker.cache else None
         if cached is not None:
@@ -76,7 +76,7 @@ def run(worker, requests: list[VisualizeRequest]) -> list:
             lambda group: _optimize(worker, group, _progress(worker, group, listeners, k, groups_of)), batch,
             MEMORY_HINT)
         for single, png in zip(batch, optimized):
-            if isinstance(png, BadRequest):
+            if isinstance(png, Refusal):
                 images[single] = png
                 continue
             images[single] = (png, False)
@@ -87,7 +87,7 @@ def run(worker, requests: list[VisualizeRequest]) -> list:
 
 
 def _result(worker, request, singles):
-    refused = next((s for s in singles if isinstance(s, BadRequest)), None)
+    refused = next((s for s in singles if isinstance(s, Refusal)), None)
     if refused:
         return refused
     cache = "hit" if all(hit for _, hit in singles) else "miss"

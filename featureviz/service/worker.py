@@ -18,7 +18,8 @@ from ..optim.precision import default_precision
 from .allocator import keep_freed_memory, release_freed_memory
 from .cache import ResultCache
 from .filter_sets import FiltersLimit
-from .fields import BadRequest, InternalError, request_fields
+from .fields import request_fields
+from .refusals import BadRequest, InternalError, Refusal
 from . import progress
 from .instances import Instances, instance_fields, is_instances, of_instance, predictions
 from .registry import OPERATIONS
@@ -163,7 +164,7 @@ class Service:
                     owners.append(i)
                     flat.append(one)
             outcomes = list(flat)
-            valid = [i for i, r in enumerate(flat) if not isinstance(r, BadRequest)]
+            valid = [i for i, r in enumerate(flat) if not isinstance(r, Refusal)]
             if valid:
                 done = each_alone_on_failure(lambda group: self.operation.run(self, group),
                                              [flat[i] for i in valid], self.operation.memory_hint)
