@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(ROOT, "handler"))
 from featureviz.model.network import Model, build_model  # noqa: E402
 from featureviz.model.weights import random_state_dict  # noqa: E402
 from featureviz.service.refusals import Refusal  # noqa: E402
-from featureviz.service.registry import OPERATIONS  # noqa: E402
+from featureviz.service.operations import OPERATIONS  # noqa: E402
 from scripts import build_archive, server  # noqa: E402
 
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from featureviz.service.refusals import BadRequest
-from featureviz.service.explain import parse_activations
+from featureviz.service.operations.activations import parse as parse_activations
 from featureviz.service.visualize import MAX_PIXEL_STEPS, parse_visualize
 from featureviz.optim.param import Schedule
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 
 from .refusals import BadRequest, InternalError, Refusal
-from .results import Answer
+from .answers import Answer
 
 MAX_INSTANCES = 16
 

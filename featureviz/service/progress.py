@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..pictures import to_png
-from .results import Answer
+from .answers import Answer
 from .zipped import CONTENT_TYPE as ZIP
 
 CONTENT_TYPE = "application/x-ndjson"

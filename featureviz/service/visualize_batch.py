@@ -15,7 +15,9 @@ from . import drawn
 from ..pictures import grid_png, to_png
 from . import progress
 from .refusals import Refusal
-from .results import Metric, Result, each_alone_on_failure
+from .answers import Result
+from .metrics import Metric
+from .retry import each_alone_on_failure
 from .visualize import VisualizeRequest
 from .zipped import png_name, zip_of
 

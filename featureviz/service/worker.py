@@ -22,8 +22,11 @@ from .fields import request_fields
 from .refusals import BadRequest, InternalError, Refusal
 from . import progress
 from .instances import Instances, instance_fields, is_instances, of_instance, predictions
-from .registry import OPERATIONS
-from .results import Answer, Metric, Provenance, answer, each_alone_on_failure
+from .operations import OPERATIONS
+from .answers import Answer, answer
+from .metrics import Metric
+from .provenance import Provenance
+from .retry import each_alone_on_failure
 
 logger = logging.getLogger(__name__)
 GPU_GROUP_SIZE = 16  # group_size: auto on a GPU; not measured yet (docs/layers.md, the GPU check)
