@@ -7,10 +7,11 @@ interface of operations.worker."""
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import visualize, visualize_batch
 from ..fields import Field
 from . import activations, image_maps, network
 from .request import one_by_one
+from .visualize import request as visualize_request
+from .visualize import run as visualize_run
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,8 @@ class Operation:
 
 
 OPERATIONS = {op.name: op for op in [
-    Operation("visualize", visualize.FIELDS, visualize.parse_visualize, visualize_batch.run, body_is_image=False,
-              memory_hint=visualize_batch.MEMORY_HINT, optimizes=True, takes_filters_limit=True),
+    Operation("visualize", visualize_request.FIELDS, visualize_request.parse_visualize, visualize_run.run, body_is_image=False,
+              memory_hint=visualize_run.MEMORY_HINT, optimizes=True, takes_filters_limit=True),
     Operation("activations", activations.FIELDS, activations.parse, activations.run, body_is_image=True),
     Operation("deconv", image_maps.DECONV_FIELDS, image_maps.parse_deconv, one_by_one(image_maps.deconv),
               body_is_image=True),

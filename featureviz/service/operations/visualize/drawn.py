@@ -1,4 +1,4 @@
-"""`visualize` requests drawn other than by the article's default (featureviz.service.drawing):
+"""`visualize` requests drawn other than by the article's default (operations.visualize.drawing):
 param fft by featureviz.optim.render_fft, one image (or diversity grid) at a time; param pixel
 with objective neuron or negative by the article's method on that objective."""
 from dataclasses import asdict
@@ -6,10 +6,10 @@ from functools import partial
 
 import torch
 
-from ..optim.objective_kinds import ChannelObjective
-from ..optim.objectives import FilterObjective
-from ..optim.render import visualize_many
-from ..optim.render_fft import draw
+from ....optim.objective_kinds import ChannelObjective
+from ....optim.objectives import FilterObjective
+from ....optim.render import visualize_many
+from ....optim.render_fft import draw
 
 
 def run(features, requests: list, precision: str, on_scale=None) -> list:

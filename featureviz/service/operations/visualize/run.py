@@ -1,24 +1,24 @@
-"""A batch of `visualize` requests, end to end: every single-filter image the batch needs (its
-requests' and their `filters`') is looked up in the result cache; identical ones are computed
-once; the rest are optimized together by layer and schedule, `batch_images` at a time (exact:
-featureviz.optim.render), or where the worker's group shape G is more than 1 a `filters` request's
-in groups of exactly G (featureviz.optim.groups), then cached one by one; a `filters` request
-gets the labelled grid of its images, or with output: "zip" one PNG per filter."""
+"""A TorchServe batch's `visualize` requests, end to end: every single-filter image they need (their
+own and their `filters`') is looked up in the result cache; identical ones are computed once; the
+rest are optimized in groups: by layer and schedule, `batch_images` at a time (exact:
+featureviz.optim.render), or where the worker's group shape G is more than 1 a `filters`
+request's in groups of exactly G (featureviz.optim.groups), then cached one by one; a `filters`
+request gets the labelled grid of its images, or with output: "zip" one PNG per filter."""
 import logging
 import time
 
 import torch
 
-from ..optim.groups import visualize_group
-from ..optim.render import visualize_many
-from . import drawn
-from ..pictures import grid_png, to_png
-from . import progress
-from .refusals import Refusal
-from .answers import Result
-from .metrics import Metric
-from .retry import each_alone_on_failure
-from .visualize import VisualizeRequest
+from ....optim.groups import visualize_group
+from ....optim.render import visualize_many
+from ....pictures import grid_png, to_png
+from ...answers import Result
+from ...metrics import Metric
+from ...refusals import Refusal
+from ...retry import each_alone_on_failure
+from ..worker import Worker
+from . import drawn, stream
+from .request import VisualizeRequest
 from .zipped import png_name, zip_of
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def run_visualize(features, requests: list[VisualizeRequest], precision: str = "
     """Single-filter requests of one layer, schedule, group shape and drawing -> their
     Visualizations: the article's at shape 1 optimized together where that changes no image
     (optim.render.visualize_many), at shape G as one group of G (optim.groups); other drawings by
-    service.drawn; `on_scale` as there."""
+    operations.visualize.drawn; `on_scale` as there."""
     layer, schedule, group, drawing = requests[0].layer, requests[0].schedule, requests[0].group, requests[0].drawing
     if any(r.filters is not None or (r.layer, r.schedule, r.group, r.drawing) != (layer, schedule, group, drawing)
            for r in requests):
@@ -44,17 +44,17 @@ def run_visualize(features, requests: list[VisualizeRequest], precision: str = "
         return visualize_many(features, layer, filters, seeds, schedule, precision, on_scale=on_scale)
 
 
-def visualize_batches(requests: list[VisualizeRequest], max_images: int) -> list[list[VisualizeRequest]]:
-    """Single-filter requests -> the batches run_visualize takes: same layer, schedule and group
+def optimization_groups(requests: list[VisualizeRequest], max_images: int) -> list[list[VisualizeRequest]]:
+    """Single-filter requests -> the groups run_visualize takes: same layer, schedule and group
     shape, in order of arrival, at most `max_images` each, or G for a group shape G > 1."""
-    groups = {}
+    alike = {}
     for request in requests:
-        groups.setdefault((request.layer, request.schedule, request.group, request.drawing), []).append(request)
-    return [images[i:i + size] for (_, _, group, _), images in groups.items()
-            for size in [group if group > 1 else max_images] for i in range(0, len(images), size)]
+        alike.setdefault((request.layer, request.schedule, request.group, request.drawing), []).append(request)
+    return [images[i:i + size] for (_, _, shape, _), images in alike.items()
+            for size in [shape if shape > 1 else max_images] for i in range(0, len(images), size)]
 
 
-def run(worker, requests: list[VisualizeRequest]) -> list:
+def run(worker: Worker, requests: list[VisualizeRequest]) -> list:
     """Each request's Result (a PNG, cache hit or miss) or refusal."""
     keys = {single: single.cache_key(**worker.cache_context())
             for r in requests for single in r.singles(worker.group_size)}
@@ -68,16 +68,16 @@ def run(worker, requests: list[VisualizeRequest]) -> list:
         if request.stream:
             for single in request.singles(worker.group_size):
                 listeners.setdefault(single, []).append(request)
-    batches = visualize_batches([single for single in keys if single not in images], worker.batch_images)
-    groups_of = {}  # id of a streamed request -> the batches, by index, that hold its images
-    for k, batch in enumerate(batches):
-        for request_id in {id(r) for single in batch for r in listeners.get(single, [])}:
+    groups = optimization_groups([single for single in keys if single not in images], worker.batch_images)
+    groups_of = {}  # id of a streamed request -> the groups, by index, that hold its images
+    for k, group in enumerate(groups):
+        for request_id in {id(r) for single in group for r in listeners.get(single, [])}:
             groups_of.setdefault(request_id, []).append(k)
-    for k, batch in enumerate(batches):
+    for k, group in enumerate(groups):
         optimized = each_alone_on_failure(
-            lambda group: _optimize(worker, group, _progress(worker, group, listeners, k, groups_of)), batch,
-            MEMORY_HINT)
-        for single, png in zip(batch, optimized):
+            lambda images: _optimize(worker, images, stream.on_scale_events(worker, images, listeners, k, groups_of)),
+            group, MEMORY_HINT)
+        for single, png in zip(group, optimized):
             if isinstance(png, Refusal):
                 images[single] = png
                 continue
@@ -88,7 +88,7 @@ def run(worker, requests: list[VisualizeRequest]) -> list:
             for request in requests]
 
 
-def _result(worker, request, singles):
+def _result(worker: Worker, request: VisualizeRequest, singles: list):
     refused = next((s for s in singles if isinstance(s, Refusal)), None)
     if refused:
         return refused
@@ -115,50 +115,20 @@ def png_text(request: VisualizeRequest, result, precision: str, note: dict) -> d
             **note}
 
 
-def _progress(worker, group: list[VisualizeRequest], listeners: dict, batch_index: int, groups_of: dict):
-    """visualize_many's on_scale for the images of `group`, batch `batch_index` of the run: each
-    streamed request that waits for some of them gets a `scale` event a scale (with `filters`:
-    those images' filters and activations, and which of the request's groups this is, of how
-    many). None when nobody waits."""
-    waiting = {}  # id of a streamed request -> (request, positions in group of its images)
-    for position, single in enumerate(group):
-        for request in listeners.get(single, []):
-            waiting.setdefault(id(request), (request, []))[1].append(position)
-    if not waiting:
-        return None
-
-    def on_scale(scale, side, activations, images):
-        for request, positions in waiting.values():
-            event = {"event": "scale", "scale": scale + 1, "scales": request.schedule.upscaling_steps, "side": side}
-            if request.filters is None:
-                event["activation"] = activations[positions[0]]
-            else:
-                event["filters"] = [group[p].filter for p in positions]
-                event["activations"] = [activations[p] for p in positions]
-                mine = groups_of[id(request)]
-                event["group"], event["groups"] = mine.index(batch_index) + 1, len(mine)
-            if request.preview and request.filters is None:
-                event["preview"] = progress.preview(images[positions[0]])
-            elif request.preview:
-                event["previews"] = [progress.preview(images[p]) for p in positions]
-            worker.event(request, event)
-    return on_scale
-
-
-def _optimize(worker, batch: list[VisualizeRequest], on_scale=None) -> list[bytes]:
-    """Single-filter requests of one layer and schedule -> a PNG each."""
+def _optimize(worker: Worker, group: list[VisualizeRequest], on_scale=None) -> list[bytes]:
+    """A group of single-filter requests (one layer and schedule) -> a PNG each."""
     start = time.perf_counter()
-    results = run_visualize(worker.model.features, batch, worker.precision, on_scale)
-    layer, schedule = batch[0].layer, batch[0].schedule
+    results = run_visualize(worker.model.features, group, worker.precision, on_scale)
+    layer, schedule = group[0].layer, group[0].schedule
     worker.record(Metric("VisualizeDuration", (time.perf_counter() - start) * 1000, "ms", "time"))
-    worker.record(Metric("VisualizeOptimizationSteps", schedule.opt_steps * schedule.upscaling_steps * len(batch)))
+    worker.record(Metric("VisualizeOptimizationSteps", schedule.opt_steps * schedule.upscaling_steps * len(group)))
     if results[0].batched_sides:
-        worker.record(Metric("VisualizeImagesBatched", len(batch)))
-        logger.info("optimized %d images of layer %d together at sides %s", len(batch), layer,
+        worker.record(Metric("VisualizeImagesBatched", len(group)))
+        logger.info("optimized %d images of layer %d together at sides %s", len(group), layer,
                     results[0].batched_sides)
     for result in results:
         worker.record(Metric("VisualizeFinalActivation", result.activation_final, "activation", "gauge",
                              {"Layer": str(layer)}))
     note = worker.provenance.text()
     return [to_png(result.image, png_text(single, result, worker.precision, note))
-            for single, result in zip(batch, results)]
+            for single, result in zip(group, results)]
