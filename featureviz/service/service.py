@@ -50,7 +50,7 @@ class Service:
                           else settings.precision)
         self.batch_images = settings.batch_images
         # A GPU optimizes a `filters` request's images in groups of one fixed shape (optim.groups);
-        # the CPU alone and in exact batches, as a batch is no faster there (docs/layers.md).
+        # the CPU alone and in exact groups, as a larger group is no faster there (docs/layers.md).
         self.group_size = (GPU_GROUP_SIZE if self.device.type == "cuda" else 1) if settings.group_size == "auto" \
             else int(settings.group_size)
         self.filters_limit = FiltersLimit.for_device(self.device.type, settings.max_filters, settings.max_filters_work)
@@ -131,7 +131,7 @@ class Service:
             outcomes = list(flat)
             valid = [i for i, r in enumerate(flat) if not isinstance(r, Refusal)]
             if valid:
-                done = each_alone_on_failure(lambda group: self.operation.run(self, group),
+                done = each_alone_on_failure(lambda some: self.operation.run(self, some),
                                              [flat[i] for i in valid], self.operation.memory_hint)
                 for i, outcome in zip(valid, done):
                     outcomes[i] = outcome

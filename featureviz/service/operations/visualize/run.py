@@ -7,8 +7,7 @@ request gets the labelled grid of its images, or with output: "zip" one PNG per 
 import logging
 import time
 
-import torch
-
+from ....gradients import gradients
 from ....optim.groups import visualize_group
 from ....optim.render import visualize_many
 from ....pictures import grid_png, to_png
@@ -37,8 +36,7 @@ def run_visualize(features, requests: list[VisualizeRequest], precision: str = "
     if not drawing.is_article():
         return drawn.run(features, requests, precision, on_scale)
     filters, seeds = [r.filter for r in requests], [r.seed for r in requests]
-    # Gradients even when a caller runs us under no_grad or inference_mode (as model servers do).
-    with torch.inference_mode(False), torch.enable_grad():
+    with gradients():
         if group > 1:
             return visualize_group(features, layer, filters, seeds, group, schedule, precision, on_scale=on_scale)
         return visualize_many(features, layer, filters, seeds, schedule, precision, on_scale=on_scale)
