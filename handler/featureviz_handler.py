@@ -1,7 +1,7 @@
 """TorchServe adapter for the featureviz engine: TorchServe's request dicts in; statuses, headers,
 content types, metrics and bytes out. Everything else is featureviz.service's.
 
-The registered model name selects the operation (featureviz.service.registry).
+The registered model name selects the operation (featureviz.service.operations).
 """
 import json
 import logging
@@ -15,7 +15,8 @@ from ts.torch_handler.base_handler import BaseHandler
 from ts.utils.util import PredictionException
 
 from featureviz.model.weights import load_state_dict
-from featureviz.service.worker import Service, Settings
+from featureviz.service.service import Service
+from featureviz.service.settings import Settings
 
 logger = logging.getLogger(__name__)
 STREAM_NEXT = "ts_stream_next"  # TorchServe's header: "true" on a stream's parts but the last

@@ -16,8 +16,8 @@ sys.path.insert(0, os.path.join(ROOT, "handler"))
 
 from featureviz.model.network import Model, build_model  # noqa: E402
 from featureviz.model.weights import random_state_dict  # noqa: E402
-from featureviz.service.fields import BadRequest  # noqa: E402
-from featureviz.service.registry import OPERATIONS  # noqa: E402
+from featureviz.service.refusals import Refusal  # noqa: E402
+from featureviz.service.operations import OPERATIONS  # noqa: E402
 from scripts import build_archive, server  # noqa: E402
 
 
@@ -58,7 +58,7 @@ def run_operation(engine, operation, fields):
     (those operations use nothing of the worker but its model); a refusal is raised."""
     spec = OPERATIONS[operation]
     result = spec.run(SimpleNamespace(model=engine), [spec.parse(fields, engine)])[0]
-    if isinstance(result, BadRequest):
+    if isinstance(result, Refusal):
         raise result
     return result
 

@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from featureviz.optim.batching import batch_is_exact
-from featureviz.service.visualize import VisualizeRequest
-from featureviz.service.visualize_batch import visualize_batches
+from featureviz.service.operations.visualize.request import VisualizeRequest
+from featureviz.service.operations.visualize.run import optimization_groups
 from featureviz.optim.param import Schedule
 from featureviz.optim.render import visualize, visualize_many
 
@@ -59,9 +59,9 @@ def test_batches_hold_one_layer_and_schedule_in_order_of_arrival_and_at_most_max
     requests = [VisualizeRequest(7, 1, Schedule(), 0), VisualizeRequest(9, 1, Schedule(), 0),
                 VisualizeRequest(7, 2, Schedule(), 3), VisualizeRequest(7, 3, other, 0),
                 VisualizeRequest(7, 4, Schedule(), 0), VisualizeRequest(7, 5, Schedule(), 0)]
-    batches = visualize_batches(requests, 2)
+    batches = optimization_groups(requests, 2)
     assert [[requests.index(r) for r in batch] for batch in batches] == [[0, 2], [4, 5], [1], [3]]
-    assert [len(b) for b in visualize_batches(requests, 4)] == [4, 1, 1]
+    assert [len(b) for b in optimization_groups(requests, 4)] == [4, 1, 1]
 
 
 def test_visualize_many_needs_one_seed_per_filter(features):

@@ -3,8 +3,8 @@ diversity) and the article's default, which must not change."""
 import hashlib
 
 from featureviz.pictures import to_png
-from featureviz.service.visualize import parse_visualize
-from featureviz.service.visualize_batch import png_text, run_visualize
+from featureviz.service.operations.visualize.request import parse_visualize
+from featureviz.service.operations.visualize.run import png_text, run_visualize
 
 PINNED = {"layer": 7, "filter": 12, "size": 16, "upscaling_steps": 2, "opt_steps": 2}
 # The article's picture and cache key for PINNED, as they were before the drawing fields existed

@@ -227,8 +227,8 @@ def test_single_channel_network_runs_no_batch_norm_and_no_relu_before_a_pool(fea
 
 
 def test_visualize_request_gets_gradients_under_inference_mode(engine):
-    from featureviz.service.visualize import parse_visualize
-    from featureviz.service.visualize_batch import run_visualize
+    from featureviz.service.operations.visualize.request import parse_visualize
+    from featureviz.service.operations.visualize.run import run_visualize
     request = parse_visualize({"layer": 7, "filter": 12, "size": 16, "upscaling_steps": 2, "opt_steps": 3}, engine)
     with torch.inference_mode():
         under = run_visualize(engine.features, [request])[0]

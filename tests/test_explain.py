@@ -12,9 +12,9 @@ from torchvision.models import vgg16_bn
 
 from conftest import run_operation
 from featureviz.model.network import normalize
-from featureviz.service.explain import MAX_JSON_WEIGHTS
-from featureviz.service.fields import BadRequest
-from featureviz.service.registry import OPERATIONS
+from featureviz.service.operations.network import MAX_JSON_WEIGHTS
+from featureviz.service.refusals import BadRequest
+from featureviz.service.operations import OPERATIONS
 from featureviz.service.uploads import center_square, decode_image
 from test_fields import png
 

@@ -12,7 +12,7 @@ from PIL import Image
 from test_fields import png
 from test_handler import HTTP_HEADERS, call, make_handler
 from featureviz.service.uploads import parse_upload
-from featureviz.service.explain import EXPLANATIONS
+from featureviz.service.operations import OPERATIONS
 
 EXPLAIN = {**HTTP_HEADERS, "explain": "True"}
 
@@ -40,7 +40,7 @@ def test_integrated_gradients_is_captums_from_a_black_baseline(saliency):
     assert statuses == [200]
     body = json.loads(out[0])
     assert body["method"] == "integrated_gradients" and body["steps"] == 20
-    _, pixels = parse_upload({**fields, "data": fields["data"]}, EXPLANATIONS["saliency"].fields)
+    _, pixels = parse_upload({**fields, "data": fields["data"]}, OPERATIONS["saliency"].fields)
     net = saliency.service.model.net
     with torch.inference_mode(False), torch.enable_grad():
         expected = IntegratedGradients(net).attribute(pixels[None], baselines=torch.zeros(1, 3, 32, 32), target=3,

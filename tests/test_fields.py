@@ -4,9 +4,9 @@ import io
 import pytest
 from PIL import Image
 
-from featureviz.service.fields import BadRequest
-from featureviz.service.explain import parse_activations
-from featureviz.service.visualize import MAX_PIXEL_STEPS, parse_visualize
+from featureviz.service.refusals import BadRequest
+from featureviz.service.operations.activations import parse as parse_activations
+from featureviz.service.operations.visualize.request import MAX_PIXEL_STEPS, parse_visualize
 from featureviz.optim.param import Schedule
 
 

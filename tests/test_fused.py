@@ -121,7 +121,8 @@ def test_visualize_gives_the_same_image_with_the_kernel_or_without(features, mon
 
 def test_only_the_visualize_worker_builds_and_names_the_kernel(state_dict, tmp_path):
     """The handler logs a worker's `cpu_kernels`; the other operations never run the lean network."""
-    from featureviz.service.worker import Service, Settings
+    from featureviz.service.service import Service
+    from featureviz.service.settings import Settings
     about = {"source": "random", "seed": 0, "trained": False, "sha256": "0" * 64}
     kernels = {operation: Service(operation, state_dict, about, "1.0", "cpu",
                                   Settings(cache_dir=str(tmp_path))).cpu_kernels

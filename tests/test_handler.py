@@ -19,12 +19,12 @@ from featureviz.model.network import normalize
 from featureviz.optim import precision
 from featureviz.pictures import to_png
 from featureviz.service.uploads import center_square
-from featureviz.service.visualize import parse_visualize
-from featureviz.service.visualize_batch import png_text, run_visualize
+from featureviz.service.operations.visualize.request import parse_visualize
+from featureviz.service.operations.visualize.run import png_text, run_visualize
 from featureviz_handler import FeatureVizHandler
 from test_fields import png
 
-ENGINE = "featureviz.service.visualize_batch.run_visualize"  # what the tests replace to watch the engine
+ENGINE = "featureviz.service.operations.visualize.run.run_visualize"  # what the tests replace to watch the engine
 
 
 
@@ -132,7 +132,7 @@ def test_a_lone_bad_request_over_grpc_is_a_batch_level_400_carrying_the_json(han
 
 def test_the_cpu_worker_gives_freed_memory_back_once_after_each_batch(handlers, monkeypatch):
     releases = []
-    monkeypatch.setattr("featureviz.service.worker.release_freed_memory", lambda: releases.append(1))
+    monkeypatch.setattr("featureviz.service.service.release_freed_memory", lambda: releases.append(1))
     handler = handlers["visualize"]
     assert handler.service.keeps_freed_memory  # glibc on the CPU, as on our machines and CI
     good = [{"body": {"layer": 7, "filter": 1, **TINY, "seed": seed}} for seed in (31, 33)]

@@ -15,9 +15,10 @@ import caffe_reference as caffe
 from featureviz.model import keras_weights, weights
 from featureviz.model.network import Model, build_model, normalize
 from featureviz.model.weights import WeightsError
-from featureviz.service.fields import BadRequest
+from featureviz.service.refusals import BadRequest
 from featureviz.service.uploads import center_square
-from featureviz.service.worker import Service, Settings
+from featureviz.service.service import Service
+from featureviz.service.settings import Settings
 from scripts import hed_weights
 
 PHOTO = "docs/images/chelsea.jpg"  # a real photograph (scikit-image's Chelsea the cat)

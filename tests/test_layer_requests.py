@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from conftest import TINY
-from featureviz.service.fields import BadRequest
-from featureviz.service.filter_sets import FiltersLimit
-from featureviz.service.visualize import parse_visualize
-from featureviz.service.worker import Settings
+from featureviz.service.refusals import BadRequest
+from featureviz.service.operations.visualize.filter_sets import FiltersLimit
+from featureviz.service.operations.visualize.request import parse_visualize
+from featureviz.service.settings import Settings
 from test_handler import call, lone_png, make_handler
 from test_stream import streamed
 

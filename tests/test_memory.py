@@ -10,7 +10,9 @@ import gc
 import psutil
 import torch
 
-from featureviz.service.worker import Service, Settings
+from featureviz.service.service import Service
+
+from featureviz.service.settings import Settings
 from test_explain import photo
 
 WEIGHTS = {"source": "random", "seed": 0, "trained": False, "sha256": "0" * 64}

@@ -100,8 +100,8 @@ def test_requests_of_one_batch_each_get_their_own_events(handler, monkeypatch):
 
 
 def test_a_failure_after_the_stream_began_ends_it_with_an_error_line(handler, monkeypatch):
-    from featureviz.service import visualize_batch
-    real = visualize_batch.run_visualize
+    from featureviz.service.operations.visualize import run as visualize_run
+    real = visualize_run.run_visualize
 
     def fails_after_a_scale(features, requests, precision, on_scale=None):
         def then_fail(*args):
@@ -109,7 +109,7 @@ def test_a_failure_after_the_stream_began_ends_it_with_an_error_line(handler, mo
             raise RuntimeError("a worker error")
         return real(features, requests, precision, then_fail)
 
-    monkeypatch.setattr(visualize_batch, "run_visualize", fails_after_a_scale)
+    monkeypatch.setattr(visualize_run, "run_visualize", fails_after_a_scale)
     out, statuses, types, sent = streamed(handler, [{"layer": 7, "filter": 23, "stream": True, **SCHEDULE}],
                                           monkeypatch)
     assert [e["event"] for _, _, e in sent[0]] == ["scale"]

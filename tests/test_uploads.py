@@ -5,8 +5,8 @@ import io
 import pytest
 from PIL import Image, ImageFile
 
-from featureviz.service.fields import BadRequest
-from featureviz.service.registry import OPERATIONS
+from featureviz.service.refusals import BadRequest
+from featureviz.service.operations import OPERATIONS
 from featureviz.service.uploads import MAX_RESIZED_PIXELS, center_square, resized_size
 
 IMAGE_OPERATIONS = [name for name, op in OPERATIONS.items() if op.body_is_image]

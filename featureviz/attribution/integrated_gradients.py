@@ -10,7 +10,7 @@ TorchServe's captum examples serve it on /explanations; so do we, as saliency's
 import torch
 from captum.attr import IntegratedGradients
 
-from .maps import gradients
+from ..gradients import gradients
 
 DEFAULT_STEPS = 50
 MAX_STEPS = 200

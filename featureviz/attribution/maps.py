@@ -3,22 +3,16 @@
 Saliency and Grad-CAM use captum; occlusion is a plain batched loop, because its map is one
 probability per window position (the ZFNet figure), not captum's per-pixel attribution.
 """
-import contextlib
 import warnings
 
 import torch
 from captum.attr import Deconvolution, GuidedBackprop, LayerGradCam, Saliency
 
+from ..gradients import gradients
+
 SALIENCY_METHODS = ("vanilla", "guided", "deconv")
 OCCLUSION_GRAY = 0.5
 OCCLUSION_BATCH_PIXELS = 16 * 224 * 224  # occluded copies per forward pass: 16 at 224 px
-
-
-@contextlib.contextmanager
-def gradients():
-    """Autograd on, even where a caller runs us under no_grad or inference_mode (as BaseHandler does)."""
-    with torch.inference_mode(False), torch.enable_grad():
-        yield
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ probe answers for every batch of that shape.
 import torch
 from torch import nn
 
+from ..gradients import gradients
 from . import precision as arithmetic
 
 _exact = {}  # (network structure, side, batch size, device, precision, threads) -> bool
@@ -49,7 +50,7 @@ def output_and_gradient(network, images: torch.Tensor, precision: str, upstream=
     """network(images) and the gradient of sum(output * upstream(output)) with respect to the
     images, in `precision`, with gradients on even under inference_mode."""
     device = images.device
-    with torch.inference_mode(False), torch.enable_grad(), arithmetic.kernels(precision, device):
+    with gradients(), arithmetic.kernels(precision, device):
         x = images.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
         with arithmetic.autocast(precision, device):
             y = network(x)

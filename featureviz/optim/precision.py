@@ -15,6 +15,8 @@ import time
 
 import torch
 
+from ..gradients import gradients
+
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -76,7 +78,7 @@ def bf16_speedup(channels: int = 128, side: int = 112, rounds: int = 5) -> float
 
 
 def _bf16_speedup(channels, side, rounds):
-    with torch.inference_mode(False), torch.enable_grad():
+    with gradients():
         generator = torch.Generator().manual_seed(0)
         weight = torch.randn(channels, channels, 3, 3, generator=generator) / (3 * channels ** 0.5)
         weight = weight.contiguous(memory_format=torch.channels_last)

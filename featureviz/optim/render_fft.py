@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..gradients import gradients
 from ..model.lean import single_channel
 from ..model.network import device_of, normalize, truncated
 from .color import to_valid_rgb
@@ -80,7 +81,7 @@ def draw(features, layer: int, filter: int, drawing: Drawing = Drawing(), seed: 
         values = channel_objective(out[:, pick], d.objective, d.x, d.y, d.negative)
         return values, out
 
-    with torch.inference_mode(False), torch.enable_grad():
+    with gradients():
         with torch.no_grad():
             start = value(fft_rgb(spectrum, d.size, d.decorrelate, scale), False)[0].mean()
         for step in range(d.opt_steps):

@@ -1,6 +1,6 @@
 """Checks of a request against the network: a layer's channels, and an input large enough for it."""
 from ..model.geometry import min_input_side, output_channels
-from .fields import BadRequest
+from .refusals import BadRequest
 
 
 def check_channels(features, layer: int, channels: list, field: str = "filter", nullable: bool = False):

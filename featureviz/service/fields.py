@@ -8,29 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-
-class BadRequest(ValueError):
-    """A request that breaks the contract: answered with `status` and a JSON body naming `field`."""
-
-    def __init__(self, field: str, message: str, status: int = 400):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.status = status
-
-    def body(self) -> dict:
-        return {"code": self.status, "type": "BadRequest", "field": self.field,
-                "message": f"{self.field}: {self.message}"}
-
-
-class InternalError(BadRequest):
-    """A request that failed for a reason of ours, not its own: answered 500, alone in its batch."""
-
-    def __init__(self, message: str):
-        super().__init__("request", message, 500)
-
-    def body(self) -> dict:
-        return {"code": self.status, "type": "InternalServerError", "message": self.message}
+from .refusals import BadRequest
 
 
 REQUIRED = object()

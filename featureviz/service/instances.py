@@ -12,8 +12,8 @@ import binascii
 import json
 from dataclasses import dataclass
 
-from .fields import BadRequest, InternalError
-from .results import Answer
+from .refusals import BadRequest, InternalError, Refusal
+from .answers import Answer
 
 MAX_INSTANCES = 16
 
@@ -50,7 +50,7 @@ def _decoded(i: int, name: str, value):
         raise BadRequest(f"instances[{i}].{name}", "b64 is not valid base64") from None
 
 
-def of_instance(i: int, refusal: BadRequest) -> BadRequest:
+def of_instance(i: int, refusal: Refusal) -> Refusal:
     """The refusal of one instance as the body's refusal, naming the instance."""
     if isinstance(refusal, InternalError):
         return InternalError(f"instances[{i}]: {refusal.message}")

@@ -5,7 +5,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .fields import BadRequest, Field, parse_fields
+from .fields import Field, parse_fields
+from .refusals import BadRequest
 
 MAX_DECODE_PIXELS = 40_000_000  # an upload with more pixels than this is refused before decoding
 # The image resized (shorter side to `size`, before the crop) with more pixels than this is refused

@@ -1,14 +1,15 @@
 """The `visualize` request: its fields, its compute limits, and the key of its cached image."""
 from dataclasses import asdict, dataclass, replace
 
-from .. import __version__
-from ..model.network import LAYER_COUNT
-from ..optim.param import Schedule
-from .cache import cache_key
-from .checks import check_channels, check_side
+from .... import __version__
+from ....model.network import LAYER_COUNT
+from ....optim.param import Schedule
+from ...cache import cache_key
+from ...checks import check_channels, check_side
 from .drawing import FIELDS as DRAWING_FIELDS
 from .drawing import DrawingFields, fields_for, parse_drawing
-from .fields import BadRequest, Field, parse_fields
+from ...fields import Field, parse_fields
+from ...refusals import BadRequest
 from .filter_sets import FiltersLimit, check_limit, parse_filter_set
 
 MAX_SIDE = 1024  # largest image side any scale may reach
@@ -47,14 +48,14 @@ class VisualizeRequest:
     preview: bool = False  # ... each scale's event with a small picture
     output: str = "png"  # with filters: "zip", one PNG per filter instead of the grid
     group: int = 1  # the group shape its image is optimized at (optim.groups); 1: alone, exact
-    drawing: DrawingFields = DrawingFields()  # param, objective... (featureviz.service.drawing)
+    drawing: DrawingFields = DrawingFields()  # param, objective... (.drawing)
 
     def singles(self, group_size: int = 1) -> list["VisualizeRequest"]:
         """The single-filter images this request stands for (how it is answered is not theirs):
         a `filters` request's are optimized in groups of `group_size`, a single request's alone."""
         if self.filters is None:
             return [replace(self, stream=False, preview=False)]
-        group = group_size if self.drawing.is_article() else 1  # service.drawn draws each image alone
+        group = group_size if self.drawing.is_article() else 1  # drawn.py draws each image alone
         return [replace(self, filter=f, filters=None, stream=False, preview=False, output="png", group=group)
                 for f in self.filters]
 

@@ -9,10 +9,11 @@ import json
 import re
 from dataclasses import dataclass
 
-from ..model.geometry import output_channels
-from ..optim.param import Schedule
-from .checks import check_channels
-from .fields import BadRequest, shown
+from ....model.geometry import output_channels
+from ....optim.param import Schedule
+from ...checks import check_channels
+from ...fields import shown
+from ...refusals import BadRequest
 
 # The work of a default request: pixels x Adam steps summed over its scales.
 DEFAULT_WORK = sum(s * s for s in Schedule().sides()) * Schedule().opt_steps

@@ -5,59 +5,30 @@ operation's request or a refusal, `run` turns a batch of those into answers (sta
 headers, bytes) and the metrics the batch produced. One request's failure never fails another's.
 """
 import logging
-import os
-import time
 from dataclasses import dataclass
 
 import torch
 
 from ..model import pool_relu
 from ..model.network import Model
-from ..optim.precision import check as check_precision
 from ..optim.precision import default_precision
 from .allocator import keep_freed_memory, release_freed_memory
+from .answers import Answer, answer
 from .cache import ResultCache
-from .filter_sets import FiltersLimit
-from .fields import BadRequest, InternalError, request_fields
-from . import progress
+from .fields import request_fields
 from .instances import Instances, instance_fields, is_instances, of_instance, predictions
-from .registry import OPERATIONS
-from .results import Answer, Metric, Provenance, answer, each_alone_on_failure
+from .metrics import Metric
+from .operations import OPERATIONS
+from .operations.visualize import stream
+from .operations.visualize.filter_sets import FiltersLimit
+from .provenance import Provenance
+from .refusals import BadRequest, InternalError, Refusal
+from .retry import each_alone_on_failure
+from .settings import Settings
 
 logger = logging.getLogger(__name__)
 # group_size: auto on a GPU; not measured yet (docs/performance.md, "Groups of a fixed shape")
 GPU_GROUP_SIZE = 16
-
-
-@dataclass(frozen=True)
-class Settings:
-    precision: str = "auto"  # fp32, tf32, bf16, or auto (optim.precision.default_precision)
-    batch_images: int = 4  # visualize: single-filter images optimized together at most
-    cache_dir: str = ""
-    cache_max_mb: float = 1024  # 0 turns the result cache off
-    group_size: str = "auto"  # visualize `filters`: images optimized in groups of this fixed shape
-    max_filters: str = "auto"  # visualize `filters`: the compute limit (filter_sets.FiltersLimit)
-    max_filters_work: str = "auto"
-
-    @classmethod
-    def read(cls, config: dict, environ=os.environ) -> "Settings":
-        """From a model configuration's settings, FEATUREVIZ_* environment variables first."""
-        precision = str(environ.get("FEATUREVIZ_PRECISION") or config.get("precision") or "auto")
-        if precision != "auto":
-            check_precision(precision)
-        batch_images = environ.get("FEATUREVIZ_BATCH_IMAGES") or config.get("batch_images", 4)
-        if not str(batch_images).isdigit() or int(batch_images) < 1:
-            raise ValueError(f"batch_images must be a positive integer, not {batch_images!r}")
-        cache_dir = (environ.get("FEATUREVIZ_CACHE_DIR") or config.get("cache_dir")
-                     or os.path.join(os.path.expanduser("~"), ".cache", "featureviz"))
-        group_size = str(environ.get("FEATUREVIZ_GROUP_SIZE") or config.get("group_size", "auto"))
-        if group_size != "auto" and not (group_size.isdigit() and int(group_size) >= 1):
-            raise ValueError(f"group_size must be a positive integer or auto, not {group_size!r}")
-        limits = [str(environ.get(f"FEATUREVIZ_{name.upper()}") or config.get(name, "auto"))
-                  for name in ("max_filters", "max_filters_work")]
-        FiltersLimit.for_device("cpu", *limits)  # refuses a bad value at the worker's start
-        return cls(precision, int(batch_images), cache_dir, float(config.get("cache_max_mb", 1024)), group_size,
-                   *limits)
 
 
 @dataclass(frozen=True)
@@ -80,7 +51,7 @@ class Service:
                           else settings.precision)
         self.batch_images = settings.batch_images
         # A GPU optimizes a `filters` request's images in groups of one fixed shape (optim.groups);
-        # the CPU alone and in exact batches, as a batch is no faster there
+        # the CPU alone and in exact groups, as a larger group is no faster there
         # (docs/performance.md, "Batching: exact batches").
         self.group_size = (GPU_GROUP_SIZE if self.device.type == "cuda" else 1) if settings.group_size == "auto" \
             else int(settings.group_size)
@@ -93,7 +64,7 @@ class Service:
         self.cpu_kernels = (["pool_relu"] if self.device.type == "cpu" and self.operation.optimizes
                             and pool_relu.kernel_available() else [])
         self._metrics = []
-        self._streams, self._began, self._emit, self._started = {}, set(), None, 0.0
+        self._streams = stream.Streams()
 
     def cache_context(self) -> dict:
         """What a cached result depends on besides the request."""
@@ -105,12 +76,7 @@ class Service:
 
     def event(self, request, event: dict):
         """A progress event of a streamed request of the running batch, sent at once."""
-        index = self._streams.get(id(request))
-        if index is None or self._emit is None:
-            return
-        event["elapsed_s"] = round(time.monotonic() - self._started, 3)
-        if self._emit(index, progress.CONTENT_TYPE, self.provenance.headers(), progress.line(event)) is not False:
-            self._began.add(index)
+        self._streams.event(request, event, self.provenance.headers())
 
     def parse(self, body, parts: dict):
         """A request's body (a decoded JSON object, raw bytes or None) and named parts -> the
@@ -154,10 +120,10 @@ class Service:
         batch runs (False: it could not, and the request gets only the last line); its answer is
         then the stream's last line."""
         self._metrics = []
-        self._emit, self._started, self._began = emit, time.monotonic(), set()
-        self._streams = {id(r): i for i, r in enumerate(requests) if getattr(r, "stream", False)}
-        if self._streams:
-            logger.info("%s: a batch of %d requests, %d streamed", self.operation.name, len(requests), len(self._streams))
+        self._streams = stream.Streams(requests, emit)
+        if self._streams.count:
+            logger.info("%s: a batch of %d requests, %d streamed", self.operation.name, len(requests),
+                        self._streams.count)
         try:
             owners, flat = [], []
             for i, request in enumerate(requests):
@@ -165,9 +131,9 @@ class Service:
                     owners.append(i)
                     flat.append(one)
             outcomes = list(flat)
-            valid = [i for i, r in enumerate(flat) if not isinstance(r, BadRequest)]
+            valid = [i for i, r in enumerate(flat) if not isinstance(r, Refusal)]
             if valid:
-                done = each_alone_on_failure(lambda group: self.operation.run(self, group),
+                done = each_alone_on_failure(lambda some: self.operation.run(self, some),
                                              [flat[i] for i in valid], self.operation.memory_hint)
                 for i, outcome in zip(valid, done):
                     outcomes[i] = outcome
@@ -183,7 +149,7 @@ class Service:
                 answers.append(self._answer(of_instance(refused, mine[refused].refusal)) if refused is not None
                                else predictions(mine, self.provenance.headers()))
             elif getattr(request, "stream", False):
-                answers.append(progress.last_line(mine[0], began=i in self._began))
+                answers.append(self._streams.last_line(i, mine[0]))
             else:
                 answers.append(mine[0])
         return Batch(answers, self._metrics + [metric for a in each for metric in self._answer_metrics(a)])

@@ -7,9 +7,10 @@ brings lucent's schedule defaults (size 128, one scale of 512 steps at lr 0.05, 
 import dataclasses
 from dataclasses import dataclass
 
-from ..model.geometry import output_side
-from ..optim.render_fft import NETWORK_SIDE, Drawing, network_side
-from .fields import BadRequest, Field
+from ....model.geometry import output_side
+from ....optim.render_fft import NETWORK_SIDE, Drawing, network_side
+from ...fields import Field
+from ...refusals import BadRequest
 
 PARAM = Field("param", str, "pixel", choices=("pixel", "fft"))
 FIELDS = [

@@ -1,21 +1,20 @@
-"""`visualize` requests drawn other than by the article's default (featureviz.service.drawing):
+"""`visualize` requests drawn other than by the article's default (operations.visualize.drawing):
 param fft by featureviz.optim.render_fft, one image (or diversity grid) at a time; param pixel
 with objective neuron or negative by the article's method on that objective."""
 from dataclasses import asdict
 from functools import partial
 
-import torch
-
-from ..optim.objective_kinds import ChannelObjective
-from ..optim.objectives import FilterObjective
-from ..optim.render import visualize_many
-from ..optim.render_fft import draw
+from ....gradients import gradients
+from ....optim.objective_kinds import ChannelObjective
+from ....optim.objectives import FilterObjective
+from ....optim.render import visualize_many
+from ....optim.render_fft import draw
 
 
 def run(features, requests: list, precision: str, on_scale=None) -> list:
     """Single-filter requests of one layer, schedule and drawing -> their Visualizations."""
     layer, schedule, drawing = requests[0].layer, requests[0].schedule, requests[0].drawing
-    with torch.inference_mode(False), torch.enable_grad():
+    with gradients():
         if drawing.param == "pixel":
             objective_of = partial(_article_objective, kind=drawing.objective, negative=drawing.negative)
             return visualize_many(features, layer, [r.filter for r in requests], [r.seed for r in requests],
