@@ -2,6 +2,9 @@
 diversity) and the article's default, which must not change."""
 import hashlib
 
+import pytest
+import torch
+
 from featureviz.pictures import to_png
 from featureviz.service.operations.visualize.request import parse_visualize
 from featureviz.service.operations.visualize.run import png_text, run_visualize
@@ -20,10 +23,15 @@ def pinned_png(engine, fields):
     return to_png(image.image, png_text(request, image, "fp32", {})), request.cache_key(**CONTEXT)
 
 
-def test_the_article_default_gives_the_same_bytes_and_cache_key_as_before(engine):
-    png, key = pinned_png(engine, PINNED)
-    assert hashlib.sha256(png).hexdigest() == PINNED_PNG_SHA256
-    assert key == PINNED_CACHE_KEY
+def test_the_article_default_keeps_its_cache_key(engine):
+    assert pinned_png(engine, PINNED)[1] == PINNED_CACHE_KEY
+
+
+# oneDNN's kernels, and so a picture's last bits, depend on the instruction set: the hash is
+# AVX2's (where it was recorded), as in test_pinned_answers.py.
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() != "AVX2", reason="the pinned hash is AVX2's")
+def test_the_article_default_gives_the_same_bytes_as_before(engine):
+    assert hashlib.sha256(pinned_png(engine, PINNED)[0]).hexdigest() == PINNED_PNG_SHA256
 
 
 # --- the engine against lucent itself (torch-lucent 0.1.8) and direct computations ---------------
@@ -32,8 +40,6 @@ import math  # noqa: E402
 from collections import OrderedDict  # noqa: E402
 
 import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from conftest import reference_layer_output  # noqa: E402
