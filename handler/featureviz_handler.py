@@ -123,8 +123,10 @@ class FeatureVizHandler(BaseHandler):
         return [answer.body for answer in batch.answers]
 
     def _over_grpc(self, idx):
-        # The HTTP frontend adds `url_path` (and the HTTP headers) to every request; gRPC adds none.
-        return "url_path" not in self.context.get_all_request_header(idx)
+        # The HTTP frontend passes the request's HTTP headers (`Host` always; `url_path` on
+        # /predictions, not on KServe's /v1 routes); gRPC passes neither.
+        names = {name.lower() for name in self.context.get_all_request_header(idx)}
+        return not names & {"url_path", "host"}
 
     def _emit(self, metric):
         metrics = self.context.metrics
