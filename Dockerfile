@@ -67,14 +67,10 @@ VOLUME ["/tmp", "/home/model-server/logs", "/home/model-server/cache"]
 USER 1000:1000
 WORKDIR /home/model-server
 EXPOSE 8080 8081 8082 7070 7071
-ARG VERSION=1.0
-ARG REVISION=unknown
+# `make image` adds the labels that change from build to build: version, revision, weights.
 LABEL org.opencontainers.image.title="featureviz" \
       org.opencontainers.image.description="TorchServe serving VGG-16 feature visualization (HTTP, gRPC, KServe v1)" \
-      org.opencontainers.image.version="$VERSION" \
-      org.opencontainers.image.revision="$REVISION" \
       org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.base.name="debian:bookworm" \
-      io.featureviz.weights="$WEIGHTS"
+      org.opencontainers.image.base.name="debian:bookworm"
 ENTRYPOINT ["/usr/local/bin/featureviz-entrypoint"]
 CMD ["serve"]

@@ -88,11 +88,23 @@ def revision() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def build_command(dockerfile: str, tag: str, build_args: dict) -> list[str]:
+def build_labels(tag: str, weights: str | None = None) -> dict:
+    """The labels that change from build to build. They go on the command line, not in a Dockerfile's
+    LABEL with an ARG: buildah's layer cache keys a LABEL on its text before the ARG is expanded, so a
+    cached layer would keep an older revision."""
+    name = tag.rsplit("/", 1)[-1]
+    labels = {"org.opencontainers.image.version": name.partition(":")[2] or "latest",
+              "org.opencontainers.image.revision": revision()}
+    return labels | ({"io.featureviz.weights": weights} if weights else {})
+
+
+def build_command(dockerfile: str, tag: str, build_args: dict, labels: dict) -> list[str]:
     tool = engine()
     command = [tool, "build", "-f", dockerfile, "-t", tag]
     for key, value in build_args.items():
         command += ["--build-arg", f"{key}={value}"]
+    for key, value in labels.items():
+        command += ["--label", f"{key}={value}"]
     if tool == "podman":
         command += ["--pull=never", "--network=host"]
         for path in PIP_MOUNTS:
@@ -116,12 +128,12 @@ def named_weights(choice: str) -> str:
 def build(weights: str = "imagenet", image: str = IMAGE, gateway_image: str = GATEWAY_IMAGE, base: str = BASE):
     weights = named_weights(weights)
     ensure_base(base)
-    common = {"BASE": base, "REVISION": revision()}
-    server_args = {**common, "WEIGHTS": weights}
-    for dockerfile, tag, build_args in ((os.path.join(ROOT, "Dockerfile"), image, server_args),
-                                        (os.path.join(ROOT, "deploy", "gateway", "Dockerfile"), gateway_image, common)):
+    builds = ((os.path.join(ROOT, "Dockerfile"), image, {"BASE": base, "WEIGHTS": weights}, build_labels(image, weights)),
+              (os.path.join(ROOT, "deploy", "gateway", "Dockerfile"), gateway_image, {"BASE": base},
+               build_labels(gateway_image)))
+    for dockerfile, tag, build_args, labels in builds:
         print(f"building {tag} from {os.path.relpath(dockerfile, ROOT)}", flush=True)
-        done = run(build_command(dockerfile, tag, build_args))
+        done = run(build_command(dockerfile, tag, build_args, labels))
         if done.returncode:
             sys.exit(f"error: building {tag} failed")
 

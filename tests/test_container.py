@@ -81,6 +81,9 @@ def test_the_image_says_what_it_is(images):
     assert labels["org.opencontainers.image.title"] == "featureviz"
     assert labels["io.featureviz.weights"] == "random"
     assert labels["org.opencontainers.image.revision"] == image.revision()
+    assert labels["org.opencontainers.image.version"] == "test"
+    gateway = json.loads(podman("image", "inspect", "--format", "{{json .Labels}}", GATEWAY_IMAGE).stdout)
+    assert gateway["org.opencontainers.image.revision"] == image.revision()
     config = json.loads(podman("image", "inspect", "--format", "{{json .Config}}", IMAGE).stdout)
     assert config["User"] == "1000:1000" and config["Entrypoint"] == ["/usr/local/bin/featureviz-entrypoint"]
 
