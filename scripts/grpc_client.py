@@ -16,44 +16,9 @@ import sys
 
 import grpc
 
-from scripts.grpc_stubs import ROOT, load
-from scripts.progress_bar import StreamFailed, follow
-
-
-def inference_key(key_file: str) -> str:
-    """The inference key of TorchServe's key_file.json, or the key in a plain file (.api_key of
-    `make serve-cluster`)."""
-    with open(key_file) as f:
-        text = f.read()
-    try:
-        return json.loads(text)["inference"]["key"]
-    except (ValueError, KeyError, TypeError):
-        return text.strip()
-
-
-def predict(address: str, key: str, model: str, inputs: dict, version: str = "", timeout: float = 3600) -> bytes:
-    """The `prediction` bytes; raises grpc.RpcError with TorchServe's status and message."""
-    messages, stubs = load("inference")
-    encoded = {k: v if isinstance(v, bytes) else str(v).encode() for k, v in inputs.items()}
-    with grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20),
-                                                 ("grpc.max_send_message_length", 64 << 20)]) as channel:
-        response = stubs.InferenceAPIsServiceStub(channel).Predictions(
-            messages.PredictionsRequest(model_name=model, model_version=version, input=encoded),
-            metadata=[("authorization", f"Bearer {key}")], timeout=timeout)
-    return response.prediction
-
-
-def stream_predict(address: str, key: str, model: str, inputs: dict, version: str = "", timeout: float = 3600):
-    """Each message's `prediction` of StreamPredictions, as it comes (one NDJSON event each for a
-    streamed visualize)."""
-    messages, stubs = load("inference")
-    encoded = {k: v if isinstance(v, bytes) else str(v).encode() for k, v in inputs.items()}
-    with grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20),
-                                                 ("grpc.max_send_message_length", 64 << 20)]) as channel:
-        for response in stubs.InferenceAPIsServiceStub(channel).StreamPredictions(
-                messages.PredictionsRequest(model_name=model, model_version=version, input=encoded),
-                metadata=[("authorization", f"Bearer {key}")], timeout=timeout):
-            yield response.prediction
+from serving import ROOT
+from serving.client import inference_key, predict, stream_predict
+from serving.progress import StreamFailed, follow
 
 
 def write_answer(body: bytes, path: str | None):

@@ -13,9 +13,10 @@ import sys
 
 import requests
 
-from scripts.grpc_client import inference_key, write_answer
-from scripts.grpc_stubs import ROOT
-from scripts.progress_bar import StreamFailed, follow
+from scripts.grpc_client import write_answer
+from serving import ROOT
+from serving.client import inference_key
+from serving.progress import StreamFailed, follow
 
 
 class Endpoint:

@@ -7,7 +7,7 @@ README's pictures. The PNG text says which weights made them.
 import argparse
 import os
 
-from scripts import server
+from serving import torchserve
 from scripts.http_client import Endpoint
 
 REQUESTS = {  # file name -> (operation, fields); the image operations also get the sample as `data`
@@ -45,7 +45,7 @@ def main():
     args = parser.parse_args()
     if args.image is None and not args.visualize:
         parser.error("give the image for the explain pictures (or --visualize)")
-    key = server.keys(server.ROOT)["inference"]
+    key = torchserve.keys(torchserve.ROOT)["inference"]
     if args.visualize:
         return visualize_grids(args.url, key, args.out_dir)
     with open(args.image, "rb") as f:

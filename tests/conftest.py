@@ -18,7 +18,7 @@ from featureviz.model.network import Model, build_model  # noqa: E402
 from featureviz.model.weights import random_state_dict  # noqa: E402
 from featureviz.service.refusals import Refusal  # noqa: E402
 from featureviz.service.operations import OPERATIONS  # noqa: E402
-from scripts import build_archive, server  # noqa: E402
+from serving import archive, torchserve  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -98,8 +98,8 @@ PORTS = {"8080": "18080", "8081": "18081", "8082": "18082", "7070": "17070", "70
 def served(tmp_path_factory):
     work = tmp_path_factory.mktemp("torchserve")
     store = work / "model_store"
-    build_archive.build("random", "1.0", str(store))
-    config = server.remap(open(os.path.join(ROOT, "config.properties")).read(), PORTS, str(store))
+    archive.build("random", "1.0", str(store))
+    config = torchserve.remap(open(os.path.join(ROOT, "config.properties")).read(), PORTS, str(store))
     config += "\ninitial_worker_port=19000\n"
     (work / "config.properties").write_text(config)
     tmpdir = work / "tmp"
@@ -107,11 +107,11 @@ def served(tmp_path_factory):
     try:
         # The shipped configuration (handler.grpc_stream false); grpc_stream_version adds a
         # visualize with gRPC progress on.
-        props = server.start(str(work / "config.properties"), workdir=str(work), model_store=str(store),
-                             tmpdir=str(tmpdir), timeout=900, environ={"FEATUREVIZ_GRPC_STREAM": ""})
-        yield {"props": props, "keys": server.keys(str(work)), "work": work, "store": store}
+        props = torchserve.start(str(work / "config.properties"), workdir=str(work), model_store=str(store),
+                                 tmpdir=str(tmpdir), timeout=900, environ={"FEATUREVIZ_GRPC_STREAM": ""})
+        yield {"props": props, "keys": torchserve.keys(str(work)), "work": work, "store": store}
     finally:
-        server.stop(str(tmpdir))
+        torchserve.stop(str(tmpdir))
 
 
 @pytest.fixture(scope="session")
@@ -149,8 +149,8 @@ def grpc_stream_version(served, api):
     import zipfile
     folder = served["store"] / "featureviz-grpc-stream"
     if not folder.exists():
-        with zipfile.ZipFile(served["store"] / "featureviz.mar") as archive:
-            archive.extractall(folder)
+        with zipfile.ZipFile(served["store"] / "featureviz.mar") as mar:
+            mar.extractall(folder)
         config = folder / "model-config.yaml"
         text = config.read_text()
         assert "grpc_stream: false" in text

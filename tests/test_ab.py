@@ -4,7 +4,7 @@ import collections
 import pytest
 import requests
 
-from scripts import ab, build_archive
+from serving import ab, archive, nginx
 from conftest import TINY
 
 FIELDS = {"layer": 14, "filter": 7, **TINY}
@@ -13,14 +13,14 @@ FIELDS = {"layer": 14, "filter": 7, **TINY}
 @pytest.fixture(scope="module")
 def proxy(served, api, tmp_path_factory):
     store = served["work"] / "model_store"
-    build_archive.build("random:1", "2.0", str(store), name="featureviz_v2")
+    archive.build("random:1", "2.0", str(store), name="featureviz_v2")
     ab.register_version(served["props"], str(served["work"]), "featureviz_v2.mar")
     prefix = str(tmp_path_factory.mktemp("nginx"))
-    ab.start_nginx(ab.nginx_conf(10, "127.0.0.1:18090", api.inference, prefix), prefix)
+    nginx.start(ab.nginx_conf(10, "127.0.0.1:18090", api.inference, prefix), prefix)
     try:
         yield "http://127.0.0.1:18090"
     finally:
-        ab.stop_nginx(prefix)
+        nginx.stop(prefix)
 
 
 def test_each_version_is_reachable_directly(api, proxy):

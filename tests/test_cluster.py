@@ -14,9 +14,9 @@ import requests
 from google.protobuf import empty_pb2
 
 from conftest import TINY
-from scripts.cluster import Cluster, Layout, api_key, replica_config
-from scripts.grpc_client import inference_key, predict
-from scripts.grpc_stubs import load
+from serving.cluster import Cluster, Layout, api_key, replica_config
+from serving.client import inference_key, predict
+from serving.grpc_stubs import load
 from test_fields import png
 
 KEY = "cluster-test-key_0123456789"

@@ -17,9 +17,9 @@ import requests
 import yaml
 
 from conftest import ROOT, TINY
-from scripts import image, pod
-from scripts.grpc_client import predict
-from scripts.grpc_stubs import load
+from serving import image, pod
+from serving.client import predict
+from serving.grpc_stubs import load
 from test_fields import png
 from test_handler import call, lone_png, make_handler
 

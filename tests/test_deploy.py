@@ -8,12 +8,12 @@ import subprocess
 
 import yaml
 
-from scripts import server
+from serving import torchserve
 from conftest import ROOT
 
-CONFIG = server.read_properties(os.path.join(ROOT, "config.properties"))
+CONFIG = torchserve.read_properties(os.path.join(ROOT, "config.properties"))
 CONTAINER_CONFIG = os.path.join(ROOT, "deploy", "config.properties")
-MODELS = server.registered_models(CONFIG)
+MODELS = torchserve.registered_models(CONFIG)
 
 
 def ports(props):
@@ -29,14 +29,14 @@ def manifests(path):
 
 def test_the_container_config_is_the_loopback_one_with_token_auth_off():
     """Behind the gateway (pod, make serve-cluster) TorchServe listens on loopback without tokens."""
-    container = server.read_properties(CONTAINER_CONFIG)
+    container = torchserve.read_properties(CONTAINER_CONFIG)
     assert ports(container) == ports(CONFIG) == {8080, 8081, 8082, 7070, 7071}
     for key, value in CONFIG.items():
         expected = "/home/model-server/model-store" if key == "model_store" else value
         assert container[key] == expected, key
     assert set(container) - set(CONFIG) == {"disable_token_authorization"}
     assert container["disable_token_authorization"] == "true"
-    assert not server.token_auth(container) and server.token_auth(CONFIG)
+    assert not torchserve.token_auth(container) and torchserve.token_auth(CONFIG)
 
 
 def dockerfile_copies(text):
@@ -85,7 +85,7 @@ def test_the_kserve_runtime_runs_our_image_with_the_configs_paths():
     assert options == {"model-store": "/mnt/models/model-store", "ts-config": "/mnt/models/config/config.properties"}
     assert "env" not in c  # no TS_SERVICE_ENVELOPE: the handler reads KServe's v1 body itself
     for store in ("v1", "v2"):
-        props = server.read_properties(os.path.join(ROOT, "deploy", "kserve", store, "config", "config.properties"))
+        props = torchserve.read_properties(os.path.join(ROOT, "deploy", "kserve", store, "config", "config.properties"))
         assert props["model_store"] == options["model-store"]
         assert props["inference_address"] == f"http://0.0.0.0:{c['ports'][0]['containerPort']}"
         assert runtime["spec"]["annotations"]["prometheus.kserve.io/port"] == props["metrics_address"].rsplit(":", 1)[1]
@@ -221,7 +221,7 @@ def test_kserve_canary_serves_the_same_models_with_1_0_and_2_0():
     assert predictor["model"]["storageUri"].endswith("/v2")
     assert "--version 2.0 --name featureviz_v2" in makefile
     for store, version, archive in (("v1", "1.0", "featureviz.mar"), ("v2", "2.0", "featureviz_v2.mar")):
-        props = server.read_properties(os.path.join(ROOT, "deploy", "kserve", store, "config", "config.properties"))
+        props = torchserve.read_properties(os.path.join(ROOT, "deploy", "kserve", store, "config", "config.properties"))
         assert props["model_store"] == "/mnt/models/model-store"
         assert int(props["grpc_inference_port"]) == 7070 and props["metrics_address"].endswith(":8082")
         snapshot = json.loads(props["model_snapshot"])

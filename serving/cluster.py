@@ -1,8 +1,8 @@
 """A cluster on this machine: TorchServe replicas behind the gateway, as a Kubernetes Service of
 pods would run them.
 
-    python -m scripts.cluster start [--replicas 2] [--api-key KEY] [--timeout 600]
-    python -m scripts.cluster stop
+    python -m serving cluster start [--replicas 2] [--api-key KEY] [--timeout 600]
+    python -m serving cluster stop
 
 Each replica is a TorchServe from the container configuration (deploy/config.properties: loopback,
 token auth off) on its own loopback ports, temp dir and logs, with a readiness check
@@ -12,7 +12,6 @@ deploy/gateway/entrypoint.sh with its nginx template, as in the pod, listening o
 .api_key (mode 0600), or read from it when it exists. `start` returns once every replica's models
 answer.
 """
-import argparse
 import json
 import os
 import re
@@ -25,9 +24,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from scripts import server
-
-ROOT = server.ROOT
+from serving import ROOT
+from serving import torchserve
 GATEWAY = os.path.join(ROOT, "deploy", "gateway")
 CONTAINER_CONFIG = os.path.join(ROOT, "deploy", "config.properties")
 STATE_DIR = os.path.join(ROOT, "build", "cluster")
@@ -54,9 +52,9 @@ class Layout:
 def replica_config(i: int, layout: Layout, model_store: str, models: list[str] | None = None) -> str:
     """The container configuration with replica i's ports, the model store, and (for tests) fewer models."""
     ports = {port: number for port, number in layout.ports(i).items() if port in CONTAINER_PORTS}
-    text = server.remap(open(CONTAINER_CONFIG).read(), ports, model_store)
+    text = torchserve.remap(open(CONTAINER_CONFIG).read(), ports, model_store)
     if models is not None:
-        loaded = dict(e.split("=", 1) for e in server.read_properties(CONTAINER_CONFIG)["load_models"].split(","))
+        loaded = dict(e.split("=", 1) for e in torchserve.read_properties(CONTAINER_CONFIG)["load_models"].split(","))
         entries = ",".join(f"{name}={loaded[name]}" for name in models)
         text = re.sub(r"^load_models=.*$", f"load_models={entries}", text, flags=re.M)
     return text + f"\ninitial_worker_port={layout.worker_base + 100 * i}\n"
@@ -171,8 +169,8 @@ class Cluster:
         for replica in self.state["replicas"]:
             work = replica["dir"]
             config = os.path.join(work, "config.properties")
-            server.launch(config, workdir=work, model_store=model_store, tmpdir=os.path.join(work, "tmp"),
-                          log_dir=os.path.join(work, "logs"), environ={"FEATUREVIZ_CACHE_DIR": cache_dir})
+            torchserve.launch(config, workdir=work, model_store=model_store, tmpdir=os.path.join(work, "tmp"),
+                              log_dir=os.path.join(work, "logs"), environ={"FEATUREVIZ_CACHE_DIR": cache_dir})
         self._save()
 
     def wait_ready(self, timeout: float):
@@ -197,7 +195,7 @@ class Cluster:
             _kill(gateway["pid"])
         for replica in state["replicas"]:
             _kill(replica["readiness_pid"])
-            server.stop(os.path.join(replica["dir"], "tmp"), quiet=True)
+            torchserve.stop(os.path.join(replica["dir"], "tmp"), quiet=True)
         os.remove(path)
 
 
@@ -232,15 +230,18 @@ def start(replicas: int, key_file: str, model_store: str, cache_dir: str, cluste
         raise
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["start", "stop"])
-    parser.add_argument("--replicas", type=int, default=int(os.environ.get("REPLICAS") or 2))
-    parser.add_argument("--api-key", default=os.environ.get("API_KEY") or None)
-    parser.add_argument("--cache-dir", default=os.environ.get("FEATUREVIZ_CACHE_DIR")
-                        or os.path.join(STATE_DIR, "cache"))
-    parser.add_argument("--timeout", type=float, default=600)
-    args = parser.parse_args()
+def add_commands(commands):
+    command = commands.add_parser("cluster", help="TorchServe replicas behind the pod's gateway, on this machine")
+    command.add_argument("action", choices=["start", "stop"])
+    command.add_argument("--replicas", type=int, default=int(os.environ.get("REPLICAS") or 2))
+    command.add_argument("--api-key", default=os.environ.get("API_KEY") or None)
+    command.add_argument("--cache-dir", default=os.environ.get("FEATUREVIZ_CACHE_DIR")
+                         or os.path.join(STATE_DIR, "cache"))
+    command.add_argument("--timeout", type=float, default=600)
+    command.set_defaults(run=run_command)
+
+
+def run_command(args):
     cluster = Cluster()
     if args.action == "stop":
         cluster.stop()
@@ -254,7 +255,3 @@ def main():
     print(f"cluster ready: {args.replicas} TorchServe replicas behind the gateway on http://{layout.http} "
           f"and gRPC {layout.grpc} (metrics http://{layout.metrics}/metrics); shared cache {args.cache_dir}; "
           f"API key in {key_file}: send Authorization: Bearer <key>")
-
-
-if __name__ == "__main__":
-    main()

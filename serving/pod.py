@@ -1,7 +1,7 @@
 """The pod of deploy/k8s/featureviz.yaml on this machine, with podman: `make serve-image`.
 
-    python -m scripts.pod start [--api-key KEY] [--image featureviz:1.0] [--gateway-image ...] [--timeout 600]
-    python -m scripts.pod stop
+    python -m serving pod start [--api-key KEY] [--image featureviz:1.0] [--gateway-image ...] [--timeout 600]
+    python -m serving pod stop
 
 The manifest rendered by `kubectl kustomize deploy/` is read and run as it says: each container's
 image, command and args, environment (the pod's name for metadata.name), user, read-only root and
@@ -14,8 +14,6 @@ is not used: it mounts a ConfigMap's subPath as an empty folder, leaves Secret v
 encoded, and never runs probes. Without --api-key (or API_KEY) the key is `make serve-cluster`'s
 (.api_key, generated when missing). `start` returns once /ping is 200.
 """
-import argparse
-import base64
 import json
 import os
 import shutil
@@ -25,10 +23,9 @@ import time
 
 import yaml
 
-from scripts import image
-from scripts.cluster import api_key, get
+from serving import ROOT, image
+from serving.cluster import api_key, get
 
-ROOT = image.ROOT
 STATE_DIR = os.path.join(ROOT, "build", "pod")
 POD = "featureviz"
 LISTEN = "127.0.0.1"
@@ -187,14 +184,17 @@ def podman(args: list[str], check: bool = True) -> str:
     return done.stdout + done.stderr
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["start", "stop"])
-    parser.add_argument("--api-key", default=os.environ.get("API_KEY") or None)
-    parser.add_argument("--image", default=os.environ.get("IMAGE") or image.IMAGE)
-    parser.add_argument("--gateway-image", default=os.environ.get("GATEWAY_IMAGE") or image.GATEWAY_IMAGE)
-    parser.add_argument("--timeout", type=float, default=600)
-    args = parser.parse_args()
+def add_commands(commands):
+    command = commands.add_parser("pod", help="the pod of deploy/k8s/ with podman")
+    command.add_argument("action", choices=["start", "stop"])
+    command.add_argument("--api-key", default=os.environ.get("API_KEY") or None)
+    command.add_argument("--image", default=os.environ.get("IMAGE") or image.IMAGE)
+    command.add_argument("--gateway-image", default=os.environ.get("GATEWAY_IMAGE") or image.GATEWAY_IMAGE)
+    command.add_argument("--timeout", type=float, default=600)
+    command.set_defaults(run=run_command)
+
+
+def run_command(args):
     if args.action == "stop":
         stop()
         return
@@ -208,7 +208,3 @@ def main():
         sys.exit(f"error: {error}")
     print(f"pod {POD} ready: HTTP {pod.http()}, gRPC {LISTEN}:9070, metrics {LISTEN}:9082 "
           f"(images {args.image}, {args.gateway_image}); API key in {key_file}")
-
-
-if __name__ == "__main__":
-    main()
