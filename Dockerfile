@@ -42,17 +42,17 @@ RUN useradd --uid 1000 --user-group --create-home --home-dir /home/model-server 
     && mkdir -p /home/model-server/model-store /home/model-server/logs /home/model-server/cache
 COPY featureviz $APP/featureviz
 COPY handler $APP/handler
-COPY scripts/__init__.py scripts/build_archive.py scripts/hed_weights.py $APP/scripts/
+COPY serving/__init__.py serving/archive.py serving/hed_weights.py $APP/serving/
 COPY deploy/gateway/readiness.py $APP/deploy/gateway/readiness.py
 COPY deploy/image/entrypoint.sh /usr/local/bin/featureviz-entrypoint
 COPY deploy/config.properties /home/model-server/config.properties
 
-# The archive, from WEIGHTS (imagenet, random[:SEED], hed, ...: scripts/build_archive.py). A volume
+# The archive, from WEIGHTS (imagenet, random[:SEED], hed, ...: serving/archive.py). A volume
 # mounted on /home/model-server/model-store replaces it, as in TorchServe's own image.
 ARG WEIGHTS=imagenet
-RUN cd $APP && TORCH_HOME=/tmp/torch python -m scripts.build_archive --weights "$WEIGHTS" \
-      --export-path /home/model-server/model-store \
-    && rm -rf /tmp/torch $APP/scripts/__pycache__ \
+RUN cd $APP && TORCH_HOME=/tmp/torch python -c "from serving import archive; \
+      archive.build(archive.explicit_choice('$WEIGHTS'), '1.0', '/home/model-server/model-store')" \
+    && rm -rf /tmp/torch $APP/serving/__pycache__ \
     && chown -R model-server:model-server /home/model-server
 
 # Writable places, for a read-only root: TorchServe's temp (unpacked archives, pid file) and logs,

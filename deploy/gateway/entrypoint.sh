@@ -1,7 +1,7 @@
 #!/bin/sh
 # featureviz gateway: nginx.conf from the template and the API key file, then nginx in the foreground.
 # Everything it reads comes from FEATUREVIZ_* variables (deploy/k8s sets them for the pod;
-# scripts/cluster.py for `make serve-cluster`). FEATUREVIZ_GATEWAY_CHECK_ONLY=1: render, check, exit.
+# serving/cluster.py for `make serve-cluster`). FEATUREVIZ_GATEWAY_CHECK_ONLY=1: render, check, exit.
 set -eu
 : "${FEATUREVIZ_API_KEY_FILE:=/etc/featureviz/api-key/api-key}"
 : "${FEATUREVIZ_GATEWAY_TEMPLATE:=/etc/featureviz/gateway/nginx.conf.template}"

@@ -2,7 +2,7 @@
 Keras VGG-16 weights file converted.
 
 A choice is what WEIGHTS= says: `imagenet`, `random[:SEED]`, `keras:PATH[,mean=B,G,R]`, or a path
-(`auto` and `hed` are decided before, by scripts/build_archive.py)."""
+(`auto` and `hed` are decided before, by serving/archive.py)."""
 import hashlib
 import os
 import socket
