@@ -152,7 +152,7 @@ class Pod:
             podman(self.run_args(container, folders))
 
     def stop(self):
-        stop(self.name)
+        stop(self.name, self.state_dir)
 
     def http(self) -> str:
         return f"http://{LISTEN}:{self.ports.get(8090, 8090)}"
@@ -167,11 +167,13 @@ class Pod:
         raise TimeoutError(f"the pod's /ping is not 200 after {timeout:.0f} s; TorchServe's last lines:\n{logs}")
 
 
-def stop(name: str = POD):
-    """Removes the pod and its containers, if podman and the pod exist."""
+def stop(name: str = POD, state_dir: str = STATE_DIR):
+    """Removes the pod and its containers, if podman and the pod exist, and its volumes but the
+    claims' (a pod's emptyDirs go with it: TorchServe's unpacked archives are there)."""
     if shutil.which("podman"):
         subprocess.run(["podman", "pod", "rm", "--force", "--ignore", name], env=image.engine_env(),
                        capture_output=True)
+    shutil.rmtree(os.path.join(state_dir, "volumes"), ignore_errors=True)
 
 
 def podman(args: list[str], check: bool = True) -> str:

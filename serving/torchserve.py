@@ -11,8 +11,10 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +23,7 @@ from serving import ROOT
 from serving.java import java_home
 
 BIN = os.path.dirname(sys.executable)
+HANDLER = os.path.join(ROOT, "handler", "featureviz_handler.py")
 
 
 def _load_readiness():
@@ -127,8 +130,17 @@ def start(config: str, workdir: str = ROOT, model_store: str | None = None, tmpd
 
 
 def stop(tmpdir: str | None = None, quiet: bool = False):
+    """Stops the TorchServe of this temp dir and removes the archives it unpacked there (TorchServe
+    leaves each in <temp>/models/<random id>, a copy of the weights per model and start)."""
     subprocess.run([os.path.join(BIN, "torchserve"), "--stop"], env=server_env(tmpdir), check=False,
                    stdout=subprocess.DEVNULL if quiet else None)
+    temp = tmpdir or tempfile.gettempdir()
+    if os.path.exists(os.path.join(temp, ".model_server.pid")):
+        return  # still running
+    models = os.path.join(temp, "models")
+    for unpacked in os.listdir(models) if os.path.isdir(models) else []:
+        if os.path.exists(os.path.join(models, unpacked, os.path.basename(HANDLER))):
+            shutil.rmtree(os.path.join(models, unpacked), ignore_errors=True)
 
 
 def add_commands(commands):
