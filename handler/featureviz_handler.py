@@ -15,6 +15,7 @@ from ts.torch_handler.base_handler import BaseHandler
 from ts.utils.util import PredictionException
 
 from featureviz.model.weights import load_state_dict
+from featureviz.service.refusals import BadRequest
 from featureviz.service.service import Service
 from featureviz.service.settings import Settings
 
@@ -77,13 +78,9 @@ class FeatureVizHandler(BaseHandler):
         attribution operations on the /predictions body, answered as JSON attributions (as
         TorchServe's captum examples) unless the request sends `output: png`."""
         if self.service.operation.name not in EXPLAINED:
-            refusal = {"code": 400, "type": "BadRequest", "field": "model",
-                       "message": f"model: {self.service.operation.name} has no explanations; "
-                                  f"use /predictions, or one of {', '.join(EXPLAINED)}"}
-            for idx in range(len(raw_data)):
-                self.context.set_response_content_type(idx, "application/json")
-                self.context.set_response_status(400, PHRASES[400], idx)
-            return [json.dumps(refusal).encode()] * len(raw_data)
+            refusal = BadRequest("model", f"{self.service.operation.name} has no explanations; "
+                                          f"use /predictions, or one of {', '.join(EXPLAINED)}")
+            return self.postprocess(self.inference([refusal] * len(raw_data)))
         return self.postprocess(self.inference([self.service.parse(*_as_json_by_default(request))
                                                 for request in raw_data]))
 

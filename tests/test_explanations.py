@@ -68,4 +68,6 @@ def test_kserve_v1_explain_instances_get_json_attributions(saliency):
 
 def test_operations_without_attributions_refuse_explanations(model_dir):
     out, statuses, _, _ = call(make_handler("layers", model_dir), [{"body": {}}], EXPLAIN)
-    assert statuses == [400] and json.loads(out[0])["field"] == "model"
+    body = json.loads(out[0])
+    assert statuses == [400] and body["field"] == "model" and body["type"] == "BadRequest"
+    assert body["message"].startswith("model: layers has no explanations")
