@@ -69,7 +69,7 @@ def step_table(features, layers, precisions, sides=(115, 237, 408), steps=5, rou
     print("\n| layer | precision | side | PyTorch's ops (ms/step) | C kernel (ms/step) | / PyTorch's |")
     print("|---|---|---|---|---|---|")
     for layer in layers:
-        objective = FilterObjective(features, layer, [0])
+        objectives = {kernel: FilterObjective(features, layer, [0], pool_kernel=kernel) for kernel in (False, True)}
         for precision in precisions:
             for side in sides:
                 x = normalize(torch.rand(1, 3, side, side)).contiguous(memory_format=torch.channels_last)
@@ -78,15 +78,13 @@ def step_table(features, layers, precisions, sides=(115, 237, 408), steps=5, rou
 
                 def one():
                     optimizers[0].zero_grad()
-                    step(objective, [x], [0], optimizers, precision)
+                    step(objectives[kernel], [x], [0], optimizers, precision)
                 best = {}
                 for _ in range(rounds):
                     for kernel in (False, True):
-                        pool_relu.ENABLED = kernel
                         one()  # the first after a switch
                         s, _ = timed(lambda: [one() for _ in range(steps)])
                         best[kernel] = min(best.get(kernel, s), s)
-                pool_relu.ENABLED = True
                 plain, ours = (best[k] / steps * 1000 for k in (False, True))
                 print(f"| {layer} | {precision} | {side} | {plain:.1f} | {ours:.1f} | {ours / plain:.2f} |", flush=True)
 
@@ -102,10 +100,11 @@ def visualize_table(features, layers, precisions, rounds):
             seconds, results = {name: [] for name in names}, {}
             for _ in range(rounds):
                 for name, kernel in VARIANTS.items():
-                    pool_relu.ENABLED = kernel
-                    s, results[name] = timed(lambda: visualize(features, layer, 0, seed=1, precision=precision))
+                    def objective_of(*target):
+                        return FilterObjective(*target, pool_kernel=kernel)
+                    s, results[name] = timed(lambda: visualize(features, layer, 0, seed=1, precision=precision,
+                                                               objective_of=objective_of))
                     seconds[name].append(s)
-            pool_relu.ENABLED = True
             best = {name: min(s) for name, s in seconds.items()}
             reference = results[names[0]]
             equal = all(torch.equal(reference.image, results[n].image) for n in names[1:])
