@@ -93,7 +93,7 @@ gallery: venv
 # On a machine with a CUDA GPU: its tests and a whole layer in groups of a fixed shape, under 8
 # minutes; results in gpu-check/ (docs/performance.md, "Groups of a fixed shape"). GPU_CHECK=all adds the rest.
 gpu-check:
-	PYTHON=$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) sh scripts/gpu_check.sh
+	PYTHON=$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) sh bench/gpu_check.sh
 
 stop: venv
 	$(BIN)/python -m serving stop

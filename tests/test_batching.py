@@ -70,7 +70,7 @@ def test_visualize_many_needs_one_seed_per_filter(features):
 
 
 def test_output_and_gradient_of_an_objective_is_autograds(features):
-    """What scripts/batch_invariance.py measures: the input gradient of each image's objective."""
+    """What bench/batching.py measures: the input gradient of each image's objective."""
     from featureviz.optim.batching import output_and_gradient
     from featureviz.optim.objectives import FilterObjective
     objective = FilterObjective(features, 7, [3, 5])

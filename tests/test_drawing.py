@@ -50,7 +50,7 @@ from featureviz.optim.objectives import FilterObjective  # noqa: E402
 from featureviz.optim.param_fft import random_spectrum, spectrum_image, spectrum_scale  # noqa: E402
 from featureviz.optim.random_transforms import rotate, scale, shift  # noqa: E402
 from featureviz.optim.render_fft import GAP, Drawing, draw  # noqa: E402
-from scripts.peers import import_lucent  # noqa: E402
+from bench.peers import import_lucent  # noqa: E402
 
 LAYER = 9  # the ReLU after conv2_1: shallow, quick at 48 px, and its activations are >= 0
 SMALL = {"size": 24, "network_side": 48}

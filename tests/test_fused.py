@@ -11,6 +11,7 @@ from torch import nn
 
 from featureviz.model import native, pool_relu
 from featureviz.model.pool_relu import PoolReLU
+from featureviz.optim.objectives import FilterObjective
 from featureviz.optim.param import Schedule
 from featureviz.optim.render import visualize
 
@@ -74,6 +75,7 @@ def test_pool_relu_falls_back_to_pytorch_where_the_kernel_does_not_apply(monkeyp
     assert not pool_relu.kernel_applies(x)
     assert torch.equal(PoolReLU(nn.MaxPool2d(2, 2))(x), pool_then_relu(x))
     assert not PoolReLU(nn.MaxPool2d(3, 2)).fused
+    assert not PoolReLU(nn.MaxPool2d(2, 2), kernel=False).fused
     monkeypatch.setattr(pool_relu, "MAX_THREADS", torch.get_num_threads() - 1)
     assert not pool_relu.kernel_applies(channels_last(x))
 
@@ -111,10 +113,12 @@ def test_the_library_is_built_once_into_the_cache_and_shared(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("layer, precision", [(7, "bf16"), (14, "fp32")])
-def test_visualize_gives_the_same_image_with_the_kernel_or_without(features, monkeypatch, layer, precision):
+def test_visualize_gives_the_same_image_with_the_kernel_or_without(features, layer, precision):
+    pools = [m for m in FilterObjective(features, layer, [3], pool_kernel=False).trunk if isinstance(m, PoolReLU)]
+    assert pools and not any(m.fused for m in pools)
     fused = visualize(features, layer, 3, TINY, seed=5, precision=precision)
-    monkeypatch.setattr(pool_relu, "ENABLED", False)
-    plain = visualize(features, layer, 3, TINY, seed=5, precision=precision)
+    plain = visualize(features, layer, 3, TINY, seed=5, precision=precision,
+                      objective_of=lambda *target: FilterObjective(*target, pool_kernel=False))
     assert torch.equal(fused.image, plain.image)
     assert fused.activation_final == plain.activation_final > fused.activation_start
 

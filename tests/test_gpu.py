@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from scripts.bench_gpu import host_syncs
+from bench.gpu import host_syncs
 from featureviz.model.network import build_model
 from featureviz.optim.groups import visualize_group
 from featureviz.optim.param import Schedule

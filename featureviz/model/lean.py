@@ -6,7 +6,7 @@
   saving a pass over the activations forward and backward.
 - A ReLU followed by a max-pool becomes one PoolReLU, the max-pool then the ReLU: both give
   max(0, max of the window) and the same gradient, on a quarter of the pixels (on the CPU, one C
-  kernel pass each way: model.pool_relu).
+  kernel pass each way: model.pool_relu; `pool_kernel=False` keeps PyTorch's ops).
 It shares no modules with `features` past the first convolution.
 """
 import torch
@@ -16,30 +16,31 @@ from .geometry import last_conv
 from .pool_relu import PoolReLU
 
 
-def single_channel(features: nn.Sequential, layer: int, channel: int) -> nn.Sequential:
+def single_channel(features: nn.Sequential, layer: int, channel: int, pool_kernel: bool = True) -> nn.Sequential:
     """features[:layer + 1](x)[:, channel:channel + 1], as the trunk and the channel's tail."""
-    return nn.Sequential(*channel_trunk(features, layer), *channel_tail(features, layer, channel))
+    return nn.Sequential(*channel_trunk(features, layer, pool_kernel),
+                         *channel_tail(features, layer, channel, pool_kernel))
 
 
-def channel_trunk(features: nn.Sequential, layer: int) -> list:
+def channel_trunk(features: nn.Sequential, layer: int, pool_kernel: bool = True) -> list:
     """The modules below the last convolution: the same for every channel."""
-    return _lean(list(features)[: last_conv(features, layer)])
+    return _lean(list(features)[: last_conv(features, layer)], pool_kernel)
 
 
-def channel_tail(features: nn.Sequential, layer: int, channel: int) -> list:
+def channel_tail(features: nn.Sequential, layer: int, channel: int, pool_kernel: bool = True) -> list:
     """The modules from the last convolution to `layer`, for `channel` only."""
     modules = list(features)[last_conv(features, layer): layer + 1]
-    return _lean([_one_channel(m, channel) for m in modules])
+    return _lean([_one_channel(m, channel) for m in modules], pool_kernel)
 
 
-def _lean(modules: list) -> list:
+def _lean(modules: list, pool_kernel: bool) -> list:
     lean = []
     for module in modules:
         previous = lean[-1] if lean else None
         if isinstance(module, nn.BatchNorm2d) and isinstance(previous, nn.Conv2d):
             lean[-1] = _fold(previous, module)
         elif isinstance(module, nn.MaxPool2d) and isinstance(previous, nn.ReLU):
-            lean[-1] = PoolReLU(module)
+            lean[-1] = PoolReLU(module, pool_kernel)
         else:
             lean.append(module)
     return lean

@@ -13,7 +13,6 @@ from . import native
 # The kernel runs on one thread; PyTorch's ops use all of them, and overtake it beyond about this
 # many (docs/performance.md, "The max-pool + ReLU kernel").
 MAX_THREADS = 8
-ENABLED = True  # False: PyTorch's ops everywhere (scripts/bench_fused.py compares)
 _DTYPES = {torch.bfloat16: 0, torch.float32: 1}
 
 
@@ -33,7 +32,7 @@ def kernel_available() -> bool:
 
 
 def kernel_applies(x: torch.Tensor) -> bool:
-    return (ENABLED and x.device.type == "cpu" and x.dtype in _DTYPES and x.dim() == 4 and x.shape[2] >= 2
+    return (x.device.type == "cpu" and x.dtype in _DTYPES and x.dim() == 4 and x.shape[2] >= 2
             and x.shape[3] >= 2 and x.is_contiguous(memory_format=torch.channels_last)
             and torch.get_num_threads() <= MAX_THREADS and _kernel() is not None)
 
@@ -68,12 +67,13 @@ def _check(code):
 
 
 class PoolReLU(nn.Module):
-    """relu(pool(x)) for a max-pool `pool`; the kernel only for VGG's 2x2, stride 2, no padding."""
+    """relu(pool(x)) for a max-pool `pool`; the kernel only for VGG's 2x2, stride 2, no padding,
+    and only if `kernel` (False: PyTorch's ops, what the kernel benchmark compares against)."""
 
-    def __init__(self, pool: nn.MaxPool2d):
+    def __init__(self, pool: nn.MaxPool2d, kernel: bool = True):
         super().__init__()
         self.pool = pool
-        self.fused = (_pair(pool.kernel_size) == (2, 2) and _pair(pool.stride or pool.kernel_size) == (2, 2)
+        self.fused = kernel and (_pair(pool.kernel_size) == (2, 2) and _pair(pool.stride or pool.kernel_size) == (2, 2)
                       and _pair(pool.padding) == (0, 0) and _pair(pool.dilation) == (1, 1)
                       and not pool.ceil_mode and not pool.return_indices)
 
@@ -81,6 +81,9 @@ class PoolReLU(nn.Module):
         if self.fused and kernel_applies(x):
             return _PoolReLU.apply(x)
         return F.relu(self.pool(x), inplace=True)
+
+    def extra_repr(self):
+        return f"kernel={self.fused}"  # in batching's probe key: the two paths may batch differently
 
 
 def _pair(v):

@@ -87,10 +87,11 @@ def visualize_many(features, layer: int, filters: list[int], seeds: list[int], s
 
 
 def visualize(features, layer: int, filter: int, schedule: Schedule = Schedule(), seed: int = 0,
-              precision: str = "fp32", cuda_graphs: bool = True) -> Visualization:
+              precision: str = "fp32", cuda_graphs: bool = True, objective_of=FilterObjective) -> Visualization:
     """Optimize an image that maximizes the mean activation of `filter` at `features[layer]`.
 
     `precision` is the optimization's arithmetic (featureviz.optim.precision); the activations it
     reports are measured in fp32 whatever it is. On CUDA the Adam steps of each scale replay a
-    CUDA graph unless `cuda_graphs` is False."""
-    return visualize_many(features, layer, [filter], [seed], schedule, precision, cuda_graphs)[0]
+    CUDA graph unless `cuda_graphs` is False. `objective_of` as in visualize_many."""
+    return visualize_many(features, layer, [filter], [seed], schedule, precision, cuda_graphs,
+                          objective_of=objective_of)[0]

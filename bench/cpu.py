@@ -1,8 +1,8 @@
 """Time `visualize` against the seed article's algorithm as written, on the same weights, in one run.
 
-    python -m scripts.bench [--layers 7 40] [--filter 0] [--weights random] [--precisions fp32 bf16]
-                            [--served URL --key KEY] [--lucent DIR] [--batching N [--batching-only]] [--malloc kept|default]
-                            [--served-batch N --served URL --key KEY]
+    python -m bench cpu [--layers 7 40] [--filter 0] [--weights random] [--precisions fp32 bf16]
+                        [--served URL --key KEY] [--lucent DIR] [--batching N [--batching-only]] [--malloc kept|default]
+                        [--served-batch N --served URL --key KEY]
 
 The seed runs the whole `features` every step, one filter at a time; ours runs only up to the
 target layer. Both use the article's defaults (56 px, 12 scales x 20 Adam steps, x1.2, blur 5).
@@ -22,50 +22,33 @@ With --served-batch N (and --served, --key), only this: N single-filter requests
 batch, against N more (the next seed) sent one after another.
 Prints Markdown tables: seconds, ratios to the seed, and the activation reached vs the noise start.
 """
-import argparse
-import io
 import os
 import platform
-import resource
 import sys
 import time
 
 import torch
-from PIL import Image
 
 from featureviz.attribution.activations import channel_means
 from featureviz.model import weights
 from featureviz.model.geometry import conv_flops
 from featureviz.model.lean import single_channel
 from featureviz.model.network import build_model
-from featureviz.optim.precision import bf16_speedup, cpu_computes_bf16, default_precision
-from featureviz.optim.batching import every_side
 from featureviz.optim.param import Schedule
-from featureviz.optim.render import visualize, visualize_many
+from featureviz.optim.precision import bf16_speedup, cpu_computes_bf16, default_precision
+from featureviz.optim.render import visualize
 from featureviz.service.allocator import keep_freed_memory
-from scripts.peers import lucent_visualize, seed_visualize
-from scripts.timing import timed
+
+from .cli import section_parser
+from .cpu_batching import batching_table
+from .peers import lucent_visualize, seed_visualize
+from .served import png_activations, served, served_batch_table
+from .table import Report
+from .timing import repeat, timed
 
 
-def served(url, key, layer, filter, seed):
-    from scripts.http_client import Endpoint
-    return Endpoint(url, key).post("visualize", json={"layer": layer, "filter": filter, "seed": seed}).content
-
-
-def served_batch_table(url, key, layers, n, seed):
-    import concurrent.futures
-    print(f"Served at {url}, seeds {seed} (at once) and {seed + 1} (one after another)\n")
-    print("| layer | requests | at once (s) | one after another (s) | at once / one after another |")
-    print("|---|---|---|---|---|")
-    for layer in layers:
-        with concurrent.futures.ThreadPoolExecutor(n) as pool:
-            at_once_s, _ = timed(lambda: list(pool.map(lambda f: served(url, key, layer, f, seed), range(n))))
-        one_s, _ = timed(lambda: [served(url, key, layer, f, seed + 1) for f in range(n)])
-        print(f"| {layer} | {n} | {at_once_s:.1f} | {one_s:.1f} | {at_once_s / one_s:.2f} |", flush=True)
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None):
+    parser = section_parser("cpu", __doc__)
     parser.add_argument("--layers", type=int, nargs="+", default=[7, 40])
     parser.add_argument("--filter", type=int, default=0)
     parser.add_argument("--weights", default="random")
@@ -80,23 +63,23 @@ def main():
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], help="ours in each of these")
     parser.add_argument("--malloc", choices=("kept", "default"), default="kept",
                         help="kept: freed memory reused, as in the served worker (default)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else int(time.time()) % 100_000
     if args.lucent:
         sys.path.insert(0, args.lucent)
     malloc = "freed memory kept" if args.malloc == "kept" and keep_freed_memory() else "glibc defaults"
 
+    report = Report()
     if args.served_batch:
-        return served_batch_table(args.served, args.key, args.layers, args.served_batch, seed)
+        return served_batch_table(report, args.served, args.key, args.layers, args.served_batch, seed)
     model = build_model(weights.resolve(args.weights).state_dict())
-    features = model.features
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, malloc {malloc}, weights {args.weights}, "
-          f"seed {seed}\n")
+    report.say(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+               f"torch {torch.__version__}, {torch.get_num_threads()} threads, malloc {malloc}, "
+               f"weights {args.weights}, seed {seed}\n")
     if not args.batching_only:
-        visualize_table(args, model, seed)
+        visualize_table(report, args, model, seed)
     if args.batching:
-        batching_table(features, args.layers, list(range(args.batching)), seed)
+        batching_table(report, model.features, args.layers, list(range(args.batching)), seed)
 
 
 def matmul_peaks(n=2048, repeats=5):
@@ -104,9 +87,7 @@ def matmul_peaks(n=2048, repeats=5):
     peaks = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        a @ b
-        best = min(timed(lambda: a @ b)[0] for _ in range(repeats))
-        peaks[name] = 2 * n ** 3 / best / 1e9
+        peaks[name] = 2 * n ** 3 / repeat(lambda: a @ b, repeats).min / 1e9
     return peaks
 
 
@@ -123,21 +104,17 @@ def seed_flops(features, layer, schedule=Schedule()):
                for side in schedule.sides())
 
 
-def png_activations(png):
-    text = Image.open(io.BytesIO(png)).text
-    return float(text["activation_start"]), float(text["activation_final"]), text["precision"]
-
-
-def visualize_table(args, model, seed):
+def visualize_table(report, args, model, seed):
     """Seconds, ratio to the seed, achieved convolution GFLOP/s (and its share of the matrix-product
     peak of the same arithmetic), and the activation gained over the noise start, as a share of the
     seed's gain: the seed article's loop, ours in each precision, served with its defaults."""
     features = model.features
     peaks = matmul_peaks()
-    print(f"Matrix product 2048x2048 in this run: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    report.say(f"Matrix product 2048x2048 in this run: fp32 {peaks['fp32']:.0f} GFLOP/s, "
+               f"bf16 {peaks['bf16']:.0f} GFLOP/s")
     capped = f" (ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']})" if os.environ.get("ONEDNN_MAX_CPU_ISA") else ""
-    print(f"bf16 in the processor's flags: {cpu_computes_bf16()}; bf16 convolutions measured {bf16_speedup():.2f}x "
-          f"as fast as fp32{capped}: auto picks {default_precision(torch.device('cpu'))}\n")
+    report.say(f"bf16 in the processor's flags: {cpu_computes_bf16()}; bf16 convolutions measured "
+               f"{bf16_speedup():.2f}x as fast as fp32{capped}: auto picks {default_precision(torch.device('cpu'))}\n")
     header = ["layer", "seed article (s)", "seed GFLOP/s"]
     for precision in args.precisions:
         header += [f"ours {precision} (s)", "/ seed", f"GFLOP/s (of {precision} peak)", f"gain {precision} / seed's"]
@@ -146,8 +123,7 @@ def visualize_table(args, model, seed):
     if args.lucent:
         header += ["lucent render_vis (s)", "/ seed", "lucent's activation"]
     header += ["activation: noise start -> seed"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
+    table = report.table(header)
     for layer in args.layers:
         seed_s, seed_image = timed(lambda: seed_visualize(features, layer, args.filter, seed=seed))
         seed_final = channel_means(features, layer, seed_image[None])[0, args.filter].item()
@@ -168,35 +144,4 @@ def visualize_table(args, model, seed):
             reached = channel_means(features, layer, image[None])[0, args.filter].item()
             row += [f"{lucent_s:.1f}", f"{lucent_s / seed_s:.2f}", f"{reached:.4g}"]
         row.append(f"{start:.4g} -> {seed_final:.4g}")
-        print("| " + " | ".join(map(str, row)) + " |", flush=True)
-
-
-def batching_table(features, layers, filters, seed):
-    """N filters one after another (what `filters` did up to engine 0.3.0), in the engine's exact
-    batch (render.visualize_many: batched only at the sides its probe finds batch-invariant; timed
-    first with the probes, then again on the next N filters with the verdicts remembered), and
-    in one batch at every side (visualize_many with every_side), against the single-filter images."""
-    print("\n| layer | filters | one after another (s) | exact batch, with probes (s) | / one by one |"
-          " images equal | sides batched | exact batch, probes remembered (s) | / one by one |"
-          " batch at every side (s) | / one by one | images equal | max pixel difference | peak RSS (GB) |")
-    print("|" + "---|" * 14)
-    n = len(filters)
-    for layer in layers:
-        one_s, singles = timed(lambda: torch.stack([visualize(features, layer, f, seed=seed).image for f in filters]))
-        exact_s, exact = timed(lambda: visualize_many(features, layer, filters, [seed] * n))
-        again_s, _ = timed(lambda: visualize_many(features, layer, [f + n for f in filters], [seed] * n))
-        batch_s, batch = timed(lambda: torch.stack([r.image for r in visualize_many(
-            features, layer, filters, [seed] * n, batch_when=every_side)]))
-        exact_equal = sum(torch.equal(r.image, single) for r, single in zip(exact, singles))
-        as_png = [(img * 255).round().to(torch.uint8) for img in (singles, batch)]
-        equal = sum(bool((a == b).all()) for a, b in zip(*as_png))
-        sides = exact[0].batched_sides
-        sides = f"{len(sides)} of {len(Schedule().sides())} ({sides[0]}-{sides[-1]} px)" if sides else "none"
-        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        print(f"| {layer} | {n} | {one_s:.1f} | {exact_s:.1f} | {exact_s / one_s:.2f} | {exact_equal} of {n} | "
-              f"{sides} | {again_s:.1f} | {again_s / one_s:.2f} | {batch_s:.1f} | {batch_s / one_s:.2f} | "
-              f"{equal} of {n} | {(singles - batch).abs().max().item():.3g} | {peak_gb:.1f} |", flush=True)
-
-
-if __name__ == "__main__":
-    main()
+        table.row(*row)

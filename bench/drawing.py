@@ -1,7 +1,7 @@
 """param fft against lucent's render_vis and against our pixel default: seconds, the activation
 reached and the share of saturated channel values, one run each per layer, on one machine.
 
-    python -m scripts.bench_drawing --weights hed --layers 14 30 40 --filter 62 --images docs/images/drawing
+    python -m bench drawing --weights hed --layers 14 30 40 --filter 62 --images docs/images/drawing
     [--steps 128]: fft and lucent on a shorter schedule, both the same
 
 Each method with its defaults: pixel is the article's schedule (12 scales, 20 steps each, 56 to
@@ -12,10 +12,8 @@ the returned image resized to 224 px, measured the same way for all three. Satur
 of the picture's 8-bit channel values <= 0.02 or >= 0.98. Prints a Markdown table; --images
 saves each picture and a side-by-side figure per layer.
 """
-import argparse
 import os
 import platform
-import time
 
 import numpy as np
 import torch
@@ -26,8 +24,12 @@ from featureviz.model import weights
 from featureviz.model.network import build_model, normalize, truncated
 from featureviz.optim.render import visualize
 from featureviz.optim.render_fft import Drawing, draw
-from scripts import hed_weights
-from scripts.peers import lucent_visualize
+from serving import hed_weights
+
+from .cli import section_parser
+from .peers import lucent_visualize
+from .table import Report
+from .timing import timed
 
 
 def saturated(image: torch.Tensor) -> float:
@@ -48,34 +50,34 @@ def cpu_name():
     return platform.processor()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def lucent_seeded(model, layer, filter, steps):
+    torch.manual_seed(0), np.random.seed(0)
+    return lucent_visualize(model, layer, filter, thresholds=(steps,))
+
+
+def main(argv=None):
+    parser = section_parser("drawing", __doc__)
     parser.add_argument("--weights", default="hed", help="hed, random, or any WEIGHTS= value")
     parser.add_argument("--layers", type=int, nargs="+", default=[14, 30, 40])
     parser.add_argument("--filter", type=int, default=62)
     parser.add_argument("--images", help="folder for the pictures")
     parser.add_argument("--steps", type=int, default=512, help="Adam steps of fft and lucent (their default: 512)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     choice = hed_weights.weights_choice(hed_weights.fetch()) if args.weights == "hed" else args.weights
     model = build_model(weights.resolve(choice).state_dict())
     features = model.features
-    print(f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, weights {args.weights}, "
-          f"filter {args.filter}, fft and lucent {args.steps} steps\n")
-    print("| layer | method | seconds | / fft | activation | saturated |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    report = Report()
+    report.say(f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+               f"weights {args.weights}, filter {args.filter}, fft and lucent {args.steps} steps\n")
+    table = report.table(["layer", "method", "seconds", "/ fft", "activation", "saturated"])
     for layer in args.layers:
-        runs = {}
-        start = time.perf_counter()
-        runs["pixel"] = visualize(features, layer, args.filter).image
-        runs["pixel"] = (runs["pixel"], time.perf_counter() - start)
-        start = time.perf_counter()
-        runs["fft"] = (draw(features, layer, args.filter, Drawing(opt_steps=args.steps), seed=0).image, time.perf_counter() - start)
-        torch.manual_seed(0), np.random.seed(0)
-        start = time.perf_counter()
-        runs["lucent"] = (lucent_visualize(model, layer, args.filter, thresholds=(args.steps,)), time.perf_counter() - start)
+        methods = {"pixel": lambda: visualize(features, layer, args.filter).image,
+                   "fft": lambda: draw(features, layer, args.filter, Drawing(opt_steps=args.steps), seed=0).image,
+                   "lucent": lambda: lucent_seeded(model, layer, args.filter, args.steps)}
+        runs = {method: timed(run)[::-1] for method, run in methods.items()}  # method: (image, seconds)
         for method, (image, seconds) in runs.items():
-            print(f"| {layer} | {method} | {seconds:.1f} | {seconds / runs['fft'][1]:.2f} | "
-                  f"{activation(features, layer, args.filter, image):.4g} | {100 * saturated(image):.1f}% |", flush=True)
+            table.row(layer, method, f"{seconds:.1f}", f"{seconds / runs['fft'][1]:.2f}",
+                      f"{activation(features, layer, args.filter, image):.4g}", f"{100 * saturated(image):.1f}%")
         if args.images:
             save(args.images, layer, args.filter, {m: image for m, (image, _) in runs.items()})
 
@@ -91,7 +93,3 @@ def save(folder, layer, filter, images):
     for k, tile in enumerate(tiles):
         figure.paste(tile, (k * (256 + 8), 0))
     figure.save(os.path.join(folder, f"layer{layer}-filter{filter}.jpg"), quality=90)
-
-
-if __name__ == "__main__":
-    main()

@@ -2,18 +2,17 @@
 one replica's TorchServe killed and restarted on the way.
 
     make serve-cluster REPLICAS=2 WEIGHTS=random
-    python -m scripts.soak --clients 8 --minutes 10 --kill-at 3
+    python -m bench soak --clients 8 --minutes 10 --kill-at 3
     make stop
 
 Each client sends, one after another, a random mix of every operation over HTTP (visualize plain
 and streamed, activations, deconv, saliency, gradcam, occlusion, layers, filters) and of visualize
 over gRPC (Predictions, and StreamPredictions with and without `stream`). At --kill-at minutes the
 TorchServe of replica --kill (its frontend and workers) is killed, then started again as
-scripts/cluster.py starts it. The report: answers by status, latency p50/p99 by operation, each
+serving/cluster.py starts it. The report: answers by status, latency p50/p99 by operation, each
 worker's resident memory at the start and the end, and the failures: those in flight on the
 killed replica when it died, and any other (which should be none).
 """
-import argparse
 import io
 import json
 import os
@@ -27,9 +26,12 @@ import psutil
 import requests
 from PIL import Image
 
-from scripts import server
-from scripts.cluster import KEY_FILE, STATE_DIR, Cluster
-from scripts.grpc_client import inference_key, predict, stream_predict
+from serving import ROOT, torchserve
+from serving.client import inference_key, predict, stream_predict
+from serving.cluster import KEY_FILE, STATE_DIR, Cluster
+
+from .cli import section_parser
+from .table import markdown
 
 SMALL_VISUALIZE = {"layer": 7, "size": 16, "upscaling_steps": 3, "opt_steps": 4}
 MODELS = ["visualize", "activations", "deconv", "saliency", "gradcam", "occlusion", "layers", "filters"]
@@ -128,7 +130,7 @@ def workers(cluster: Cluster, replicas: int) -> dict:
         management = f"http://127.0.0.1:{cluster.layout.ports(i)['8081']}"
         for model in MODELS:
             try:
-                body = json.loads(server.call(f"{management}/models/{model}", timeout=10))
+                body = json.loads(torchserve.call(f"{management}/models/{model}", timeout=10))
                 for entry in body:
                     for worker in entry["workers"]:
                         pid = int(worker["pid"])
@@ -149,11 +151,11 @@ def kill_replica(cluster: Cluster, i: int) -> float:
 
 
 def restart_replica(cluster: Cluster, i: int, model_store: str, cache_dir: str) -> float:
-    """As scripts/cluster.py starts a replica; returns when its readiness check says ready."""
+    """As serving/cluster.py starts a replica; returns when its readiness check says ready."""
     work = cluster.replica_dir(i)
-    server.launch(os.path.join(work, "config.properties"), workdir=work, model_store=model_store,
-                  tmpdir=os.path.join(work, "tmp"), log_dir=os.path.join(work, "logs"),
-                  environ={"FEATUREVIZ_CACHE_DIR": cache_dir})
+    torchserve.launch(os.path.join(work, "config.properties"), workdir=work, model_store=model_store,
+                      tmpdir=os.path.join(work, "tmp"), log_dir=os.path.join(work, "logs"),
+                      environ={"FEATUREVIZ_CACHE_DIR": cache_dir})
     url = f"http://127.0.0.1:{cluster.layout.ports(i)['ready']}/ready"
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
@@ -184,10 +186,12 @@ def report(soak: Soak, start: float, killed: float | None, ready_again: float | 
     ok = [o for o in outcomes if o.status in ("200", "OK")]
     lines.append(f"latency of the successful answers: p50 {percentile([o.ended - o.started for o in ok], 0.5):.2f} s, "
                  f"p99 {percentile([o.ended - o.started for o in ok], 0.99):.2f} s")
-    lines.append("by operation: count, p50, p99 (s):")
-    for kind in sorted({o.operation for o in ok}):
-        times = [o.ended - o.started for o in ok if o.operation == kind]
-        lines.append(f"  {kind:18} {len(times):5d} {percentile(times, 0.5):7.2f} {percentile(times, 0.99):7.2f}")
+    lines.append("\nby operation:\n")
+    latencies = {kind: [o.ended - o.started for o in ok if o.operation == kind]
+                 for kind in sorted({o.operation for o in ok})}
+    lines.append(markdown(["operation", "answers", "p50 (s)", "p99 (s)"],
+                          [(kind, len(t), f"{percentile(t, 0.5):.2f}", f"{percentile(t, 0.99):.2f}")
+                           for kind, t in latencies.items()]))
     failed = [o for o in outcomes if o.status not in ("200", "OK")]
     in_flight = [o for o in failed if killed is not None and o.started <= killed <= o.ended]
     other = [o for o in failed if o not in in_flight]
@@ -197,16 +201,18 @@ def report(soak: Soak, start: float, killed: float | None, ready_again: float | 
     lines.append(f"failures not in flight at the kill: {len(other)}"
                  + (" (" + ", ".join(f"{o.operation} {o.status} at {(o.started - start) / 60:.2f} min"
                                      for o in other[:20]) + ")" if other else ""))
-    lines.append("worker resident memory, MB (start -> end; a restarted replica's workers are new processes):")
+    lines.append("\nworker resident memory (a restarted replica's workers are new processes):\n")
+    rows = []
     for key in sorted(before):
         (pid0, rss0), (pid1, rss1) = before[key], after.get(key, (None, None))
-        same = "same process" if pid0 == pid1 else f"new process {pid1}"
-        lines.append(f"  replica-{key[0]} {key[1]:12} {rss0 or 0:7.0f} -> {rss1 or 0:7.0f}  ({same})")
+        rows.append((f"replica-{key[0]}", key[1], f"{rss0 or 0:.0f}", f"{rss1 or 0:.0f}",
+                     "same process" if pid0 == pid1 else f"new process {pid1}"))
+    lines.append(markdown(["replica", "worker", "start (MB)", "end (MB)", "process"], rows))
     return "\n".join(lines)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None):
+    parser = section_parser("soak", __doc__)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--kill-at", type=float, default=3, help="minutes")
@@ -214,8 +220,8 @@ def main():
     parser.add_argument("--replicas", type=int, default=int(os.environ.get("REPLICAS") or 2))
     parser.add_argument("--key-file", default=KEY_FILE)
     parser.add_argument("--cache-dir", default=os.environ.get("FEATUREVIZ_CACHE_DIR")
-                        or os.path.join(STATE_DIR, "cache"), help="as given to scripts.cluster start")
-    args = parser.parse_args()
+                        or os.path.join(STATE_DIR, "cache"), help="as given to `python -m serving cluster start`")
+    args = parser.parse_args(argv)
     cluster = Cluster()
     soak = Soak(f"http://{cluster.layout.http}", cluster.layout.grpc, inference_key(args.key_file))
     before = workers(cluster, args.replicas)
@@ -228,7 +234,7 @@ def main():
     replica_before = {k: v for k, v in workers(cluster, args.replicas).items() if k[0] == args.kill}
     killed = kill_replica(cluster, args.kill)
     print(f"killed replica-{args.kill} at {(killed - start) / 60:.2f} min", flush=True)
-    ready_again = restart_replica(cluster, args.kill, os.path.join(server.ROOT, "model_store"), args.cache_dir)
+    ready_again = restart_replica(cluster, args.kill, os.path.join(ROOT, "model_store"), args.cache_dir)
     print(f"replica-{args.kill} ready again at {(ready_again - start) / 60:.2f} min", flush=True)
     for thread in threads:
         thread.join(timeout=max(0.0, until - time.monotonic()) + 900)
@@ -237,6 +243,3 @@ def main():
     print("killed replica's workers just before the kill, MB: "
           + ", ".join(f"{k[1]} {v[1]:.0f}" for k, v in sorted(replica_before.items()) if v[1] is not None))
 
-
-if __name__ == "__main__":
-    main()
