@@ -163,6 +163,9 @@ class Cluster:
                 raise RuntimeError(f"the gateway exited: {open(log).read().strip()}")
             return get(f"http://{self.layout.http}/ping")[0] in (200, 502, 503)
         _wait(f"the gateway does not answer (see {log})", answers, 30, 0.2)
+        for i in range(replicas):  # and /ping answers from the replicas' checks, not the gateway's fallback
+            url = f"http://127.0.0.1:{self.layout.ports(i)['ready']}/ready"
+            _wait(f"replica-{i}'s readiness check does not answer", lambda: get(url)[0] in (200, 503), 30, 0.2)
 
     def start_replicas(self, model_store: str, cache_dir: str):
         """Every replica's TorchServe, launched together (they load their models in parallel)."""

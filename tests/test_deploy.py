@@ -51,14 +51,19 @@ def test_the_dockerfile_builds_on_a_bookworm_base_with_requirements_txt_as_non_r
     assert "pip install --no-cache-dir --disable-pip-version-check -r $APP/requirements.txt" in text
     assert "COPY requirements.txt $APP/requirements.txt" in text
     assert re.findall(r"^USER (\S+)$", text, re.M) == ["1000:1000"]
-    assert "ARG WEIGHTS=imagenet" in text and '--weights "$WEIGHTS"' in text
+    assert "ARG WEIGHTS=imagenet" in text and "archive.explicit_choice('$WEIGHTS')" in text
     for source in dockerfile_copies(text):
         assert os.path.exists(os.path.join(ROOT, source.rstrip("/").replace("*.c", ""))), source
     assert {int(p) for p in re.search(r"^EXPOSE (.+)$", text, re.M).group(1).split()} == ports(CONFIG)
     assert re.search(r'^ENTRYPOINT \["/usr/local/bin/featureviz-entrypoint"\]$', text, re.M)
     assert re.search(r'^CMD \["serve"\]$', text, re.M)
-    for label in ("title", "version", "revision", "licenses", "base.name"):
+    for label in ("title", "licenses", "base.name"):
         assert f"org.opencontainers.image.{label}=" in text, label
+    # What changes per build is labelled by `make image` (test_container checks the built image's).
+    from serving.image import build_labels
+    assert set(build_labels("featureviz:1.0", "hed")) == {"org.opencontainers.image.version",
+                                                          "org.opencontainers.image.revision", "io.featureviz.weights"}
+    assert build_labels("registry.example:5000/featureviz:2.1")["org.opencontainers.image.version"] == "2.1"
 
 
 def test_the_gateway_image_is_debians_nginx_as_uid_101():
