@@ -1,4 +1,5 @@
 # make serve [WEIGHTS=auto|imagenet|random|keras:PATH|hed|/path/to/vgg16_bn.pth] [VERSION=1.0]  |  make stop  |  make test
+# make test-unit: the engine's and the handler's tests alone (tests/unit): no root, no server, no install
 # make serve-ab [WEIGHTS_B=...] [AB_PERCENT=10]: versions 1.0 and 2.0 side by side, nginx on :8090
 # make serve-cluster WEIGHTS=... [REPLICAS=2] [API_KEY=...]: TorchServe replicas behind the API-key gateway on :8090 (gRPC :9070)
 # make image [WEIGHTS=...]: the pod's images (docker or podman); make serve-image [API_KEY=...] [WEIGHTS=...]:
@@ -18,7 +19,7 @@ API_KEY ?=
 IMAGE ?= featureviz:1.0
 GATEWAY_IMAGE ?= featureviz-gateway:1.0
 
-.PHONY: venv archive named-weights serve serve-ab serve-cluster image serve-image nginx chromium compiler container-tools gallery gpu-check stop test clean
+.PHONY: venv archive named-weights serve serve-ab serve-cluster image serve-image nginx chromium compiler container-tools gallery gpu-check stop test test-unit clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -78,8 +79,9 @@ chromium:
 
 # Debian's C compiler, for the CPU worker's max-pool + ReLU kernel (featureviz/model/native/): without
 # one the worker falls back to PyTorch's ops, and the suite checks that the kernel is built.
+HAS_COMPILER = command -v cc >/dev/null && test -f /usr/include/stdint.h
 compiler:
-	@{ command -v cc >/dev/null && test -f /usr/include/stdint.h; } || \
+	@{ $(HAS_COMPILER); } || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; }
 
 # The served pictures of layer 40's first 16 filters as a static page: gallery/index.html; each
@@ -100,6 +102,13 @@ stop: venv
 
 test: venv nginx chromium compiler container-tools
 	$(BIN)/python -m pytest tests
+
+# Installs nothing beyond the virtualenv: without a C compiler the kernel's tests (marker compiler)
+# are left out, and it says so.
+test-unit: venv
+	@if $(HAS_COMPILER); then set -x; $(BIN)/python -m pytest tests/unit; else \
+	  echo "no C compiler: the CPU kernel's tests (marker compiler) are left out; make compiler installs one" >&2; \
+	  set -x; $(BIN)/python -m pytest tests/unit -m "not compiler"; fi
 
 clean: stop
 	rm -rf model_store/*.mar model_store/*.fingerprint logs key_file.json build/cluster

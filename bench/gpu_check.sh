@@ -12,7 +12,7 @@ PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT"
 export PYTHONPATH=.whl/site PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
-timeout 150 "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tee "$OUT/test_gpu.log" | tail -3
+timeout 150 "$PYTHON" -m pytest -q -p no:cacheprovider tests/gpu/test_cuda.py 2>&1 | tee "$OUT/test_gpu.log" | tail -3
 # 2 precisions x 3 group shapes, each at most GROUP_BUDGET seconds of layer 40 (then extrapolated).
 timeout 330 "$PYTHON" -m bench gpu --sections groups --group-sizes 8 16 32 \
     --group-budget "${GROUP_BUDGET:-35}" --out "$OUT/bench_groups.md" 2>&1 | tee "$OUT/bench_groups.log" | tail -30

@@ -1,8 +1,9 @@
+"""The suite's fixtures: seeded weights, a model directory as TorchServe unpacks it, the suite's
+TorchServe. The helpers the tests share are in tests/support/."""
 import json
 import os
 import sys
 import tempfile
-from types import SimpleNamespace
 
 import pytest
 import requests
@@ -13,12 +14,13 @@ sys.path.insert(0, ROOT)
 # The handler's result cache, for every handler and server the suite makes: fresh each session.
 os.environ["FEATUREVIZ_CACHE_DIR"] = tempfile.mkdtemp(prefix="featureviz-cache-")
 sys.path.insert(0, os.path.join(ROOT, "handler"))
+# The helpers' asserts report their values as a test's do.
+pytest.register_assert_rewrite("tests.support")
 
 from featureviz.model.network import Model, build_model  # noqa: E402
 from featureviz.model.weights import random_state_dict  # noqa: E402
-from featureviz.service.refusals import Refusal  # noqa: E402
-from featureviz.service.operations import OPERATIONS  # noqa: E402
 from serving import archive, torchserve  # noqa: E402
+from tests.support import GRPC_STREAM_VERSION  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -53,16 +55,6 @@ def engine(state_dict):
     return Model(state_dict)
 
 
-def run_operation(engine, operation, fields):
-    """One request of an image or network operation, parsed and run as the service's worker does
-    (those operations use nothing of the worker but its model); a refusal is raised."""
-    spec = OPERATIONS[operation]
-    result = spec.run(SimpleNamespace(model=engine), [spec.parse(fields, engine)])[0]
-    if isinstance(result, Refusal):
-        raise result
-    return result
-
-
 @pytest.fixture(scope="session")
 def reference(state_dict):
     """A fresh torchvision vgg16_bn, in-place ReLUs and all, with the same weights: for
@@ -71,22 +63,6 @@ def reference(state_dict):
     model = vgg16_bn(weights=None)
     model.load_state_dict(state_dict)
     return model.eval().requires_grad_(False)
-
-
-def reference_layer_output(state_dict, layer, x, grad: bool = False):
-    """An independent forward pass: a fresh torchvision vgg16_bn, modules applied one by one
-    (with `grad`, differentiable in x)."""
-    from torchvision.models import vgg16_bn
-    net = vgg16_bn(weights=None)
-    net.load_state_dict(state_dict)
-    net.eval()
-    with torch.set_grad_enabled(grad):
-        for module in list(net.features)[: layer + 1]:
-            x = module(x.clone())
-    return x
-
-
-TINY = {"size": 16, "upscaling_steps": 2, "opt_steps": 2}  # a visualize that takes well under a second
 
 
 # A real TorchServe for the end-to-end and gRPC tests: built from this checkout with random
@@ -136,9 +112,6 @@ def api(served):
                 pids[name] = [w["pid"] for entry in body for w in entry["workers"]]
             return pids
     return Api()
-
-
-GRPC_STREAM_VERSION = "1.0-grpc-stream"
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 cuDNN and oneDNN choose their algorithms, and so the order of each sum, by shape. Optimize the
 images of a `filters` request always G at a time, at every side, and every image meets the same
 kernels whatever shares its group: its bytes depend on its own filter, seed and schedule and on G,
-not on its neighbours nor on its slot (tests/test_groups.py checks it on the CPU; the GPU check,
+not on its neighbours nor on its slot (tests/unit/optim/test_groups.py checks it on the CPU; the GPU check,
 docs/performance.md "Groups of a fixed shape", measures it on a GPU). A group that is not full is
 filled with stand-ins, repeats of its last image, whose results are dropped: they take their
 slots in the group's passes, which the fixed shape costs anyway, and make no picture.
