@@ -1,5 +1,5 @@
 # make serve [WEIGHTS=auto|imagenet|random|keras:PATH|hed|/path/to/vgg16_bn.pth] [VERSION=1.0]  |  make stop  |  make test
-# make test-unit: the engine's and the handler's tests alone (tests/unit): no root, no server, no install
+# make test-unit: the quick engine and handler tests (tests/unit, not slow): no root, no server, no install
 # make serve-ab [WEIGHTS_B=...] [AB_PERCENT=10]: versions 1.0 and 2.0 side by side, nginx on :8090
 # make serve-cluster WEIGHTS=... [REPLICAS=2] [API_KEY=...]: TorchServe replicas behind the API-key gateway on :8090 (gRPC :9070)
 # make image [WEIGHTS=...]: the pod's images (docker or podman); make serve-image [API_KEY=...] [WEIGHTS=...]:
@@ -106,9 +106,9 @@ test: venv nginx chromium compiler container-tools
 # Installs nothing beyond the virtualenv: without a C compiler the kernel's tests (marker compiler)
 # are left out, and it says so.
 test-unit: venv
-	@if $(HAS_COMPILER); then set -x; $(BIN)/python -m pytest tests/unit; else \
+	@if $(HAS_COMPILER); then set -x; $(BIN)/python -m pytest tests/unit -m "not slow"; else \
 	  echo "no C compiler: the CPU kernel's tests (marker compiler) are left out; make compiler installs one" >&2; \
-	  set -x; $(BIN)/python -m pytest tests/unit -m "not compiler"; fi
+	  set -x; $(BIN)/python -m pytest tests/unit -m "not slow and not compiler"; fi
 
 clean: stop
 	rm -rf model_store/*.mar model_store/*.fingerprint logs key_file.json build/cluster

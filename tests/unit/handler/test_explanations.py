@@ -34,6 +34,7 @@ def test_explanations_answer_json_attributions_by_default_and_the_png_on_request
     assert Image.open(io.BytesIO(out[1])).size == (64, 32)  # the image and its heatmap
 
 
+@pytest.mark.slow
 def test_integrated_gradients_is_captums_from_a_black_baseline(saliency):
     fields = {"data": png(50, 40), "size": "32", "target": "3", "method": "integrated_gradients", "steps": "20"}
     out, statuses, _, _ = call(saliency, [{"body": fields}], EXPLAIN)
@@ -66,6 +67,7 @@ def test_kserve_v1_explain_instances_get_json_attributions(saliency):
     assert [p["target"] for p in predictions] == [2, 5] and all(len(p["saliency"]) == 32 for p in predictions)
 
 
+@pytest.mark.slow
 def test_operations_without_attributions_refuse_explanations(model_dir):
     out, statuses, _, _ = call(make_handler("layers", model_dir), [{"body": {}}], EXPLAIN)
     body = json.loads(out[0])

@@ -33,6 +33,7 @@ def handlers(model_dir):
     return {name: make_handler(name, model_dir) for name in ("visualize", "activations")}
 
 
+@pytest.mark.slow
 def test_only_the_registered_operation_names_load(model_dir):
     with pytest.raises(ValueError, match="visualize"):
         FeatureVizHandler().initialize(make_context("featureviz", model_dir))
@@ -63,6 +64,7 @@ def test_a_bad_request_in_a_batch_gets_its_own_4xx(handlers):
     assert out[0] == out[3]
 
 
+@pytest.mark.slow
 def test_activations_match_an_independent_forward_pass(handlers, state_dict):
     data = png(50, 40)
     out, statuses, types, _ = call(handlers["activations"], [
@@ -111,6 +113,7 @@ def test_the_cpu_worker_gives_freed_memory_back_once_after_each_batch(handlers, 
     assert statuses == [500] and len(releases) == 2  # released even when the engine failed
 
 
+@pytest.mark.slow
 def test_a_batch_optimizes_each_layer_and_schedule_together_and_each_image_is_the_lone_one(handlers, monkeypatch,
                                                                                          caplog):
     handler = handlers["visualize"]
@@ -160,6 +163,7 @@ def test_images_that_do_not_fit_together_are_optimized_one_by_one_and_only_a_lon
         assert image == lone_png(handlers["visualize"], body)
 
 
+@pytest.mark.slow
 def test_batch_images_is_a_positive_integer_from_the_environment_or_the_model_config(model_dir, monkeypatch):
     handler = FeatureVizHandler()
     handler.initialize(make_context("visualize", model_dir))
@@ -186,6 +190,7 @@ def test_a_repeated_visualize_answers_from_the_cache_without_the_engine(handlers
     assert again == first
 
 
+@pytest.mark.slow
 def test_auto_precision_on_the_cpu_is_bf16_only_where_the_processor_computes_it_faster(model_dir, monkeypatch):
     def no_measurement():
         raise AssertionError("measured bf16 where the answer does not depend on it")
@@ -207,6 +212,7 @@ def test_auto_precision_on_the_cpu_is_bf16_only_where_the_processor_computes_it_
     assert make_handler("visualize", model_dir).service.precision == "fp32"
 
 
+@pytest.mark.slow
 def test_precision_is_named_in_the_png_and_part_of_the_cache_key(model_dir, monkeypatch):
     fields = {"layer": 7, "filter": 4, **TINY, "seed": 21}
     monkeypatch.setenv("FEATUREVIZ_PRECISION", "fp32")
@@ -282,6 +288,7 @@ def test_explain_operations_answer_png_json_and_a_per_request_400(explain_handle
     assert json.loads(out[2])["field"] == field
 
 
+@pytest.mark.slow
 def test_image_operations_take_the_raw_body_and_json_operations_a_json_body(explain_handlers):
     data = png(50, 40)
     raw, form = [{"body": bytearray(data)}], [{"data": data}]

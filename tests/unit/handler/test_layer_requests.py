@@ -89,6 +89,7 @@ def test_the_limit_scales_with_the_device_and_is_a_setting(monkeypatch):
     assert (settings.group_size, settings.max_filters, settings.max_filters_work) == ("4", "300", "auto")
 
 
+@pytest.mark.slow
 def test_a_handler_refuses_all_of_a_deep_layer_by_default_and_serves_a_layer_with_a_raised_limit(handler_with):
     default = handler_with()
     assert default.service.group_size == 1 and default.service.filters_limit == FiltersLimit(64, 8)
@@ -111,6 +112,7 @@ def test_a_handler_refuses_all_of_a_deep_layer_by_default_and_serves_a_layer_wit
     assert again == lone_png(raised, {"layer": 7, "filter": 127, **least})  # on the CPU, exactly its single image
 
 
+@pytest.mark.slow
 def test_a_zip_holds_one_png_per_filter_each_its_single_requests(handler_with):
     handler = handler_with()
     fields = {"layer": 7, "seed": 4, **TINY}
@@ -125,6 +127,7 @@ def test_a_zip_holds_one_png_per_filter_each_its_single_requests(handler_with):
     assert headers["X-Cache"] == "hit" and again == body  # the same request, the same bytes
 
 
+@pytest.mark.slow
 def test_with_a_group_shape_an_image_does_not_depend_on_its_neighbours_or_slot(handler_with):
     handler = handler_with(group_size=2)
     assert handler.service.group_size == 2
@@ -144,6 +147,7 @@ def test_with_a_group_shape_an_image_does_not_depend_on_its_neighbours_or_slot(h
     assert again["layer07_filter0005.png"] == first["layer07_filter0005.png"]
 
 
+@pytest.mark.slow
 def test_a_stream_reports_each_groups_progress_and_ends_with_the_zip(handler_with, monkeypatch):
     handler = handler_with(group_size=2)
     grid = {"layer": 7, "filters": "10-14", "output": "zip", "stream": True, **TINY}
@@ -207,6 +211,7 @@ def run_gallery(url: str, out, layers: list[int], filters: str, extra: dict):
             for layer in layers for path in sorted((out / f"layer{layer}").glob("filter_*.json"))}
 
 
+@pytest.mark.slow
 def test_the_gallery_asks_for_a_layer_in_one_request_where_the_server_allows_it(handler_with, model_dir, tmp_path):
     """The gallery client (`python -m scripts.gallery`) against handlers behind a loopback frontend:
     a layer's pictures in one zip request where the limit allows, one request each where it refuses."""

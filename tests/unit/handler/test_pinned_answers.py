@@ -57,6 +57,7 @@ def answers(model_dir, monkeypatch, tmp_path) -> dict:
 
 @pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() != CAPABILITY,
                     reason=f"the pins are {CAPABILITY}'s (see the docstring)")
+@pytest.mark.slow
 def test_existing_requests_answer_todays_bytes(model_dir, monkeypatch, tmp_path):
     found = answers(model_dir, monkeypatch, tmp_path)
     assert found == PINNED, json.dumps(found, indent=4)

@@ -49,6 +49,7 @@ def ours(state_dict, rgb_uint8, layer):
     return out[0].permute(1, 2, 0).double().numpy()  # (H, W, C) like the reference
 
 
+@pytest.mark.slow
 def test_hed_convolutions_compute_what_the_caffe_convention_computes(hed_file):
     state, about = keras_weights.convert(hed_file, hed_weights.CAFFE_MEAN_BGR)
     assert about == {"layout": "keras3", "classifier": False}
@@ -65,6 +66,7 @@ def test_hed_convolutions_compute_what_the_caffe_convention_computes(hed_file):
     assert np.abs(got - expected).max() < 0.05 * scale
 
 
+@pytest.mark.slow
 def test_hed_layer_1_first_convolution_is_exact_inside(hed_file):
     state, _ = keras_weights.convert(hed_file, hed_weights.CAFFE_MEAN_BGR)
     rgb = photo_224()
@@ -139,6 +141,7 @@ def keras_files(tmp_path_factory):
             "convs": convs, "dense": dense}
 
 
+@pytest.mark.slow
 def test_both_layouts_with_a_classifier_give_keras_logits(keras_files):
     rgb = photo_224()
     x = caffe.caffe_input(rgb, keras_weights.CAFFE_MEAN_BGR)
@@ -157,6 +160,7 @@ def test_both_layouts_with_a_classifier_give_keras_logits(keras_files):
     assert all(torch.equal(states["keras2"][k], states["keras3"][k]) for k in states["keras2"])
 
 
+@pytest.mark.slow
 def test_classifier_flatten_order_is_converted(keras_files):
     """fc1 of (h, w, c)-flattened features read on torchvision's (c, h, w) flatten: exact."""
     state, _ = keras_weights.convert(keras_files["keras2"])
@@ -169,6 +173,7 @@ def test_classifier_flatten_order_is_converted(keras_files):
     assert np.allclose(got, expected, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_batchnorms_are_the_identity(keras_files):
     state, _ = keras_weights.convert(keras_files["keras3"])
     model = build_model(state)
@@ -176,6 +181,7 @@ def test_batchnorms_are_the_identity(keras_files):
     assert torch.equal(model.features[1](x), x)
 
 
+@pytest.mark.slow
 def test_wrong_files_are_refused_clearly(tmp_path, keras_files):
     convs, dense = keras_files["convs"], keras_files["dense"]
     write_keras3(tmp_path / "twelve.weights.h5", convs[:12], dense)

@@ -84,6 +84,7 @@ def test_pool_relu_falls_back_to_pytorch_where_the_kernel_does_not_apply(monkeyp
     assert not pool_relu.kernel_applies(channels_last(x))
 
 
+@pytest.mark.slow
 def test_without_a_compiler_the_kernel_is_not_built_and_pytorch_runs(tmp_path):
     """A fresh process with no compiler and an empty cache: load() gives None, and the module
     computes the same as with the kernel."""
@@ -129,6 +130,7 @@ def test_visualize_gives_the_same_image_with_the_kernel_or_without(features, lay
     assert fused.activation_final == plain.activation_final > fused.activation_start
 
 
+@pytest.mark.slow
 @pytest.mark.compiler
 def test_only_the_visualize_worker_builds_and_names_the_kernel(state_dict, tmp_path):
     """The handler logs a worker's `cpu_kernels`; the other operations never run the lean network."""

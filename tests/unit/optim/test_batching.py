@@ -14,6 +14,7 @@ from featureviz.optim.render import visualize, visualize_many
 CROSSING = Schedule(size=80, upscaling_steps=3, upscaling_factor=1.5, opt_steps=3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", [7, 23])
 def test_images_optimized_together_are_each_the_image_alone(features, layer):
     filters, seeds = [0, 5, 9], [1, 2, 1]

@@ -93,6 +93,7 @@ def channel_mean_at(state_dict, image, side, filter):
     return reference_layer_output(state_dict, LAYER, x)[0, filter].mean().item()
 
 
+@pytest.mark.slow
 def test_fft_with_standard_transforms_reaches_lucents_render_vis_activation(lucent, model, features, state_dict):
     # The same channel, weights and schedule (24 px image, 48 px network input, 64 Adam steps at
     # lr 0.05): medians over three seeds, since lucent draws from the global generators. lucent
@@ -130,6 +131,7 @@ def one_adam_step_image(state_dict, drawing, filter, seed, value_of):
     return to_valid_rgb(spectrum_image(stepped, size, size, spectral), drawing.decorrelate)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("negative", [False, True])
 def test_neuron_and_negative_step_as_direct_autograd_of_the_neuron(features, state_dict, negative):
     filter, x, y = 10, 3, 17
@@ -168,6 +170,7 @@ def tiles(grid, n, side):
                              (k % cols) * (side + GAP):(k % cols) * (side + GAP) + side] for k in range(n)])
 
 
+@pytest.mark.slow
 def test_diversity_images_are_less_alike_than_without_the_penalty(features, state_dict):
     n, filter = 3, 6
     apart = draw(features, LAYER, filter, Drawing(opt_steps=30, diversity=n, **SMALL), seed=1).image

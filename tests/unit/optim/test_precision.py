@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from featureviz.optim import precision
@@ -19,6 +20,7 @@ def test_the_bf16_probe_leaves_the_threads_and_the_global_generator_as_they_were
     assert speedup > 0 and torch.get_num_threads() == threads and torch.equal(torch.rand(3), expected)
 
 
+@pytest.mark.slow
 def test_auto_precision_measures_bf16_slower_where_onednn_has_no_bf16_instructions():
     """oneDNN capped below AVX512-BF16 emulates bf16, as on a processor without it: whatever the
     processor's flags say, the measurement finds bf16 slower and `auto` keeps fp32."""

@@ -21,6 +21,7 @@ def test_visualize_raises_the_activation_and_returns_the_last_scale(features, la
     assert len(result.activation_per_scale) == TINY.upscaling_steps
 
 
+@pytest.mark.slow
 def test_activation_reported_is_that_of_the_returned_image(features, state_dict):
     result = visualize(features, 7, 12, TINY, seed=0)
     out = reference_layer_output(state_dict, 7, normalize(result.image)[None])

@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.support import ROOT
 
 PROBE = """
@@ -37,6 +39,7 @@ def probe(mode):
     return json.loads(out.stdout)
 
 
+@pytest.mark.slow
 def test_kept_memory_is_reused_without_page_faults_and_released_on_demand():
     default, keep = probe("default"), probe("keep")
     assert keep["applied"] is True  # glibc, as on our machines and CI

@@ -7,6 +7,7 @@ floats, 12.8 MB) per loop would pass it; a check below keeps that much per loop 
 measurement fail."""
 import gc
 
+import pytest
 import psutil
 import torch
 
@@ -64,6 +65,7 @@ def growth(services, kept=None):
     return resident_mb() - start
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_from_request_to_request(state_dict):
     every = services(state_dict)
     grown = growth(every)
