@@ -1,6 +1,6 @@
 """python -m bench <section> [options]: each section is a module of this package with a
 `main(argv)`; `python -m bench <section> --help` gives its options. A section's module is imported
-only when it runs (the soak needs grpc and a cluster's scripts, the GPU sections a GPU)."""
+only when it runs (the soak needs grpc and a cluster, the GPU sections a GPU)."""
 import argparse
 import importlib
 import sys
