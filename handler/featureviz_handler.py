@@ -27,9 +27,15 @@ PHRASES = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server E
 EXPLAINED = ("saliency", "gradcam", "occlusion")  # the operations that /explanations answers
 
 
+def _body_and_parts(request: dict):
+    """A JSON body comes decoded under `body`, any other body as bytes under `body`; form fields and
+    gRPC inputs come as keys of their own."""
+    return request.get("body"), {k: v for k, v in request.items() if k != "body"}
+
+
 def _as_json_by_default(request: dict):
     """A request's body and named parts, with `output: json` where it names no output."""
-    body, parts = request.get("body"), {k: v for k, v in request.items() if k != "body"}
+    body, parts = _body_and_parts(request)
     if isinstance(body, dict) and "instances" in body and isinstance(body["instances"], list):
         body = {**body, "instances": [{"output": "json", **i} if isinstance(i, dict) else i
                                       for i in body["instances"]]}
@@ -64,10 +70,7 @@ class FeatureVizHandler(BaseHandler):
                     self.service.precision, weights["source"], ", ".join(self.service.cpu_kernels) or "none")
 
     def preprocess(self, data):
-        """A JSON body comes decoded under `body`, any other body as bytes under `body`; form
-        fields and gRPC inputs come as keys of their own."""
-        return [self.service.parse(request.get("body"), {k: v for k, v in request.items() if k != "body"})
-                for request in data]
+        return [self.service.parse(*_body_and_parts(request)) for request in data]
 
     def inference(self, requests):
         """Not BaseHandler's: no inference_mode here (visualize needs gradients of the pixels)."""

@@ -16,3 +16,4 @@ The engine (featureviz/) knows nothing of these; the handler (handler/) is Torch
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HANDLER = os.path.join(ROOT, "handler", "featureviz_handler.py")  # the archive's handler, at its root

