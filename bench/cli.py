@@ -5,15 +5,15 @@ import argparse
 import importlib
 import sys
 
-SECTIONS = {  # name: (module, what it measures)
-    "cpu": ("cpu", "visualize against the seed article's loop (and lucent, a served TorchServe), on the CPU"),
-    "gpu": ("gpu", "visualize on a GPU: host syncs, repeatability, precisions, batches, sweeps, fixed groups"),
-    "kernel": ("kernel", "what the max-pool + ReLU C kernel saves on the CPU"),
-    "allocator": ("allocator", "what glibc's malloc settings cost visualize: seconds, page faults"),
-    "fidelity": ("fidelity", "how close each precision's activation comes to strict fp32's"),
-    "batching": ("batching", "does an image's input gradient depend on the batch it is computed in"),
-    "drawing": ("drawing", "param fft against lucent's render_vis and the pixel default"),
-    "soak": ("soak", "clients mixing every operation on make serve-cluster, one replica killed on the way"),
+SECTIONS = {  # name, which is also its module's: what it measures
+    "cpu": "visualize against the seed article's loop (and lucent, a served TorchServe), on the CPU",
+    "gpu": "visualize on a GPU: host syncs, repeatability, precisions, batches, sweeps, fixed groups",
+    "kernel": "what the max-pool + ReLU C kernel saves on the CPU",
+    "allocator": "what glibc's malloc settings cost visualize: seconds, page faults",
+    "fidelity": "how close each precision's activation comes to strict fp32's",
+    "batching": "does an image's input gradient depend on the batch it is computed in",
+    "drawing": "param fft against lucent's render_vis and the pixel default",
+    "soak": "clients mixing every operation on make serve-cluster, one replica killed on the way",
 }
 
 
@@ -26,11 +26,11 @@ def section_parser(name: str, doc: str) -> argparse.ArgumentParser:
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m bench", description="The project's measurements, printed as Markdown tables.",
-        epilog="sections:\n" + "\n".join(f"  {name:10} {about}" for name, (_, about) in SECTIONS.items())
+        epilog="sections:\n" + "\n".join(f"  {name:10} {about}" for name, about in SECTIONS.items())
         + "\n\npython -m bench <section> --help: that section's options",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("section", choices=SECTIONS, metavar="section", help="one of: " + ", ".join(SECTIONS))
     parser.add_argument("options", nargs=argparse.REMAINDER, help="the section's options")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    module = importlib.import_module(f"bench.{SECTIONS[args.section][0]}")
+    module = importlib.import_module(f"bench.{args.section}")
     return module.main(args.options)

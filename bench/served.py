@@ -3,7 +3,6 @@ once (which TorchServe hands to the handler as one batch) against N one after an
 import concurrent.futures
 import io
 
-import requests
 from PIL import Image
 
 from .table import Report
@@ -12,10 +11,8 @@ from .timing import timed
 
 def served(url, key, layer, filter, seed) -> bytes:
     """The PNG of one visualize request."""
-    response = requests.post(f"{url}/predictions/visualize", json={"layer": layer, "filter": filter, "seed": seed},
-                             headers={"Authorization": f"Bearer {key}"} if key else {}, timeout=3600)
-    response.raise_for_status()
-    return response.content
+    from scripts.http_client import Endpoint
+    return Endpoint(url, key).post("visualize", json={"layer": layer, "filter": filter, "seed": seed}).content
 
 
 def png_activations(png):

@@ -151,11 +151,8 @@ def kill_replica(cluster: Cluster, i: int) -> float:
 
 
 def restart_replica(cluster: Cluster, i: int, model_store: str, cache_dir: str) -> float:
-    """As serving/cluster.py starts a replica; returns when its readiness check says ready."""
-    work = cluster.replica_dir(i)
-    torchserve.launch(os.path.join(work, "config.properties"), workdir=work, model_store=model_store,
-                      tmpdir=os.path.join(work, "tmp"), log_dir=os.path.join(work, "logs"),
-                      environ={"FEATUREVIZ_CACHE_DIR": cache_dir})
+    """Replica i started again as the cluster starts it; returns when its readiness check says ready."""
+    cluster.start_replica(i, model_store, cache_dir)
     url = f"http://127.0.0.1:{cluster.layout.ports(i)['ready']}/ready"
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:

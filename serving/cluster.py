@@ -167,13 +167,17 @@ class Cluster:
             url = f"http://127.0.0.1:{self.layout.ports(i)['ready']}/ready"
             _wait(f"replica-{i}'s readiness check does not answer", lambda: get(url)[0] in (200, 503), 30, 0.2)
 
+    def start_replica(self, i: int, model_store: str, cache_dir: str):
+        """Replica i's TorchServe, launched without waiting for its models."""
+        work = self.replica_dir(i)
+        torchserve.launch(os.path.join(work, "config.properties"), workdir=work, model_store=model_store,
+                          tmpdir=os.path.join(work, "tmp"), log_dir=os.path.join(work, "logs"),
+                          environ={"FEATUREVIZ_CACHE_DIR": cache_dir})
+
     def start_replicas(self, model_store: str, cache_dir: str):
         """Every replica's TorchServe, launched together (they load their models in parallel)."""
-        for replica in self.state["replicas"]:
-            work = replica["dir"]
-            config = os.path.join(work, "config.properties")
-            torchserve.launch(config, workdir=work, model_store=model_store, tmpdir=os.path.join(work, "tmp"),
-                              log_dir=os.path.join(work, "logs"), environ={"FEATUREVIZ_CACHE_DIR": cache_dir})
+        for i in range(len(self.state["replicas"])):
+            self.start_replica(i, model_store, cache_dir)
         self._save()
 
     def wait_ready(self, timeout: float):

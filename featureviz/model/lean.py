@@ -16,10 +16,9 @@ from .geometry import last_conv
 from .pool_relu import PoolReLU
 
 
-def single_channel(features: nn.Sequential, layer: int, channel: int, pool_kernel: bool = True) -> nn.Sequential:
+def single_channel(features: nn.Sequential, layer: int, channel: int) -> nn.Sequential:
     """features[:layer + 1](x)[:, channel:channel + 1], as the trunk and the channel's tail."""
-    return nn.Sequential(*channel_trunk(features, layer, pool_kernel),
-                         *channel_tail(features, layer, channel, pool_kernel))
+    return nn.Sequential(*channel_trunk(features, layer), *channel_tail(features, layer, channel))
 
 
 def channel_trunk(features: nn.Sequential, layer: int, pool_kernel: bool = True) -> list:

@@ -1,5 +1,7 @@
 """From an unbounded image to valid RGB (lucid's `to_valid_rgb`): optionally map decorrelated
 colour channels to RGB through the square root of ImageNet's colour covariance, then a sigmoid."""
+import functools
+
 import torch
 
 # sqrt of ImageNet's RGB covariance, from its eigendecomposition (lucid's color_correlation_svd_sqrt)
@@ -10,10 +12,15 @@ COLOR_CORRELATION_SQRT = torch.tensor([[0.26, 0.09, 0.02],
 COLOR_CORRELATION = COLOR_CORRELATION_SQRT / COLOR_CORRELATION_SQRT.norm(dim=0).max()
 
 
+@functools.lru_cache(maxsize=8)
+def _color_correlation(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """COLOR_CORRELATION on a device, copied there once: a render's every step uses it."""
+    return COLOR_CORRELATION.to(device, dtype)
+
+
 def decorrelated_to_rgb(image: torch.Tensor) -> torch.Tensor:
     """(n, 3, h, w) in decorrelated colour -> RGB: each pixel's vector times the matrix's transpose."""
-    matrix = COLOR_CORRELATION.to(image.device, image.dtype)
-    return torch.einsum("nchw,dc->ndhw", image, matrix)
+    return torch.einsum("nchw,dc->ndhw", image, _color_correlation(image.device, image.dtype))
 
 
 def to_valid_rgb(image: torch.Tensor, decorrelate: bool) -> torch.Tensor:

@@ -61,10 +61,9 @@ def fft_rgb(spectrum: torch.Tensor, size: int, decorrelate: bool, scale: torch.T
     return to_valid_rgb(spectrum_image(spectrum, size, size, scale), decorrelate)
 
 
-def draw(features, layer: int, filter: int, drawing: Drawing = Drawing(), seed: int = 0,
-         on_step=None) -> Visualization:
+def draw(features, layer: int, filter: int, drawing: Drawing = Drawing(), seed: int = 0) -> Visualization:
     """The image (diversity > 1: its images, tiled) that raises `drawing.objective` of `filter` at
-    `features[layer]`. `on_step(step, value)` after each Adam step, if given."""
+    `features[layer]`."""
     d, device = drawing, device_of(features)
     if d.diversity > 1:
         channel_of = truncated(features, layer)  # the Gram matrices need every channel
@@ -84,7 +83,7 @@ def draw(features, layer: int, filter: int, drawing: Drawing = Drawing(), seed: 
     with gradients():
         with torch.no_grad():
             start = value(fft_rgb(spectrum, d.size, d.decorrelate, scale), False)[0].mean()
-        for step in range(d.opt_steps):
+        for _ in range(d.opt_steps):
             optimizer.zero_grad()
             values, out = value(fft_rgb(spectrum, d.size, d.decorrelate, scale), True)
             loss = -values.mean()
@@ -92,8 +91,6 @@ def draw(features, layer: int, filter: int, drawing: Drawing = Drawing(), seed: 
                 loss = loss + d.diversity_weight * gram_similarity(out)
             loss.backward()
             optimizer.step()
-            if on_step is not None:
-                on_step(step, float(values.mean()))
         with torch.no_grad():
             images = fft_rgb(spectrum, d.size, d.decorrelate, scale)
             final = value(images, False)[0].mean()
