@@ -6,6 +6,7 @@ import requests
 
 from serving import ab, archive, nginx
 from tests.support import TINY
+from tests.support.images import png
 
 pytestmark = pytest.mark.e2e
 
@@ -31,13 +32,8 @@ def test_each_version_is_reachable_directly(api, proxy):
     assert (one.headers["X-Model-Version"], two.headers["X-Model-Version"]) == ("1.0", "2.0")
     assert one.content != two.content  # other weights (random seed 1)
     body = requests.post(f"{api.inference}/predictions/activations/2.0", headers=api.auth,
-                         files={"data": ("x.png", _png(), "image/png")}, timeout=60).json()
+                         files={"data": ("x.png", png(40, 40), "image/png")}, timeout=60).json()
     assert body["model_version"] == "2.0"
-
-
-def _png():
-    from tests.support.images import png
-    return png(40, 40)
 
 
 def test_the_proxy_sends_about_ten_percent_of_clients_to_2_0_and_each_stays(api, proxy):

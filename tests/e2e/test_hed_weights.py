@@ -6,8 +6,6 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 
 import grpc
 import numpy as np
@@ -15,10 +13,10 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.support import caffe_reference as caffe
-from tests.support import ROOT
 from serving import archive, client, hed_weights, torchserve
-from tests.support import browser
+from tests.support import ROOT, browser
+from tests.support import caffe_reference as caffe
+from tests.support.gallery import run_gallery
 from tests.support.images import photo_224, png_of
 
 pytestmark = pytest.mark.e2e
@@ -98,30 +96,19 @@ def test_a_classifier_endpoint_refuses_over_grpc_too(hed):
     assert "no classifier" in caught.value.details()
 
 
-def run_gallery(url: str, key_file, out, *options) -> dict:
-    """`python -m scripts.gallery` as a user runs it; its records, by (layer, filter)."""
-    fields = [arg for name, value in SMALL.items() for arg in ("--field", f"{name}={value}")]
-    done = subprocess.run([sys.executable, "-m", "scripts.gallery", "--url", url, "--key-file", str(key_file),
-                           "--layers", "40", "--filters", "0-15", "--out", str(out), *fields, *options],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return {(40, int(path.stem.split("_")[1])): json.loads(path.read_text())
-            for path in sorted((out / "layer40").glob("filter_*.json"))}
-
-
 @pytest.mark.browser
 def test_gallery_of_layer_40_opens_in_a_browser_with_every_picture(hed, tmp_path):
     key_file = tmp_path / "key"
     key_file.write_text(hed["key"])
     out = tmp_path / "gallery"
-    records = run_gallery(hed["url"], key_file, out, "--parallel", "4")
+    records = run_gallery(hed["url"], key_file, out, [40], "0-15", SMALL, "--parallel", "4", timeout=900)
     assert sorted(records) == [(40, f) for f in range(16)]
     for (layer, f), record in records.items():
         png = Image.open(out / f"layer40/filter_{f:04d}.png")
         assert png.text["filter"] == str(f) and float(png.text["activation_final"]) == record["activation"]
         assert len(record["profile"]) == 512 and record["activation"] > record["activation_start"]
     # Resumable: a second run asks the server nothing (the records are there; nothing answers on :9).
-    assert run_gallery("http://127.0.0.1:9", key_file, out) == records
+    assert run_gallery("http://127.0.0.1:9", key_file, out, [40], "0-15", SMALL, timeout=900) == records
 
     dom = browser.dom(str(out / "index.html"))
     assert re.search(r'data-images="16"', dom) and re.search(r'data-images-loaded="16"', dom), dom[:500]

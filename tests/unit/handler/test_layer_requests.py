@@ -7,8 +7,6 @@ import http.server
 import io
 import json
 import os
-import subprocess
-import sys
 import threading
 import zipfile
 from email.parser import BytesParser
@@ -16,13 +14,13 @@ from email.parser import BytesParser
 import pytest
 from PIL import Image
 
-from tests.support import ROOT, TINY
-from featureviz.service.refusals import BadRequest
 from featureviz.service.operations.visualize.filter_sets import FiltersLimit
 from featureviz.service.operations.visualize.request import parse_visualize
+from featureviz.service.refusals import BadRequest
 from featureviz.service.settings import Settings
-from tests.support.handler import call, lone_png, make_handler
-from tests.support.handler import streamed
+from tests.support import TINY
+from tests.support.gallery import run_gallery
+from tests.support.handler import call, lone_png, make_handler, streamed
 
 
 @pytest.fixture
@@ -201,16 +199,6 @@ class FrontendRequest(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def run_gallery(url: str, out, layers: list[int], filters: str, extra: dict):
-    fields = [arg for name, value in extra.items() for arg in ("--field", f"{name}={value}")]
-    done = subprocess.run([sys.executable, "-m", "scripts.gallery", "--url", url, "--key-file", os.devnull,
-                           "--layers", *map(str, layers), "--filters", filters, "--out", str(out), "--parallel", "1",
-                           *fields], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return {(layer, int(path.stem.split("_")[1])): json.loads(path.read_text())
-            for layer in layers for path in sorted((out / f"layer{layer}").glob("filter_*.json"))}
-
-
 @pytest.mark.slow
 def test_the_gallery_asks_for_a_layer_in_one_request_where_the_server_allows_it(handler_with, model_dir, tmp_path):
     """The gallery client (`python -m scripts.gallery`) against handlers behind a loopback frontend:
@@ -220,12 +208,12 @@ def test_the_gallery_asks_for_a_layer_in_one_request_where_the_server_allows_it(
     asked = frontend.asked
     extra = {"seed": 3, **TINY}
     try:
-        run_gallery(frontend.url, tmp_path / "g", [7, 14], "0-3,5", extra)
+        run_gallery(frontend.url, os.devnull, tmp_path / "g", [7, 14], "0-3,5", extra, "--parallel", "1")
         visualize = [filters for model, filters in asked if model == "visualize"]
         # Five filters are more than this server takes at once: refused, then one request each.
         assert visualize == [[0, 1, 2, 3, 5], [0, 1, 2, 3, 5]] + [0, 1, 2, 3, 5] * 2
         asked.clear()
-        records = run_gallery(frontend.url, tmp_path / "h", [7], "0-3", extra)
+        records = run_gallery(frontend.url, os.devnull, tmp_path / "h", [7], "0-3", extra, "--parallel", "1")
     finally:
         frontend.shutdown()
     assert [filters for model, filters in asked if model == "visualize"] == ["0-3"]  # the layer in one request
