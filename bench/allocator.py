@@ -14,11 +14,11 @@ import torch
 
 from featureviz.model.network import build_model
 from featureviz.model.weights import random_state_dict
-from featureviz.optim.param import Schedule
-from featureviz.optim.render import visualize
+from featureviz.optim.param.pixel import Schedule
 from featureviz.service.allocator import keep_freed_memory, release_freed_memory
 
 from .cli import section_parser
+from .ours import visualize
 from .table import Report
 from .timing import timed
 

@@ -3,7 +3,7 @@
 For each side the optimization visits, the gradient of one image's objective (its filter's mean
 activation, through `network.channel_trunk` once for the batch and its own `channel_tail`) is
 computed in a batch of N beside other images, beside different other images, in the batch's
-last slot, and alone (`featureviz.optim.objectives.FilterObjective`, the engine's objective; the
+last slot, and alone (`featureviz.optim.readout`, the engine's network for channel objectives; the
 gradient by `featureviz.optim.batching.output_and_gradient`, as the engine's probe computes it);
 the table gives the largest absolute differences. Any non-zero value is amplified by Adam into a
 different image (docs/performance.md, "Batching: exact batches").
@@ -18,16 +18,24 @@ from featureviz.model import weights
 from featureviz.model.network import build_model
 from featureviz.optim import precision as arithmetic
 from featureviz.optim.batching import output_and_gradient
-from featureviz.optim.objectives import FilterObjective
-from featureviz.optim.param import Schedule
+from featureviz.optim.objectives import channel
+from featureviz.optim.readout import readout
+from featureviz.optim.param.pixel import Schedule
 
 from .cli import section_parser
 from .table import Report
 
 
+def each_filter(features, layer, filters):
+    """(n, 3, h, w) images -> each image's mean activation of its own filter, as a batch of renders."""
+    objectives = [channel(layer, f) for f in filters]
+    network = readout(features, objectives)
+    return lambda x: torch.stack([objective(found)[0] for objective, found in zip(objectives, network(list(x.split(1))))])
+
+
 def input_gradient(objective, images, precision):
     """The gradient of the sum of each image's objective, with respect to the images."""
-    return output_and_gradient(lambda x: objective(list(x.split(1)), range(len(x))), images, precision)[1]
+    return output_and_gradient(objective, images, precision)[1]
 
 
 def main(argv=None):
@@ -48,7 +56,7 @@ def main(argv=None):
                f"{args.precision}, layer {args.layer}, batch of {n}\n")
     table = report.table(["side", "other images changed", "moved to the last slot", "alone (batch of 1)"])
     # The image under test has filter 0; the other images filters of their own.
-    objectives = {placing: FilterObjective(features, args.layer, filters)
+    objectives = {placing: each_filter(features, args.layer, filters)
                   for placing, filters in (("first", range(n)), ("others changed", [0, *range(n, 2 * n - 1)]),
                                            ("last", [*range(1, n), 0]), ("alone", [0]))}
     for side in args.sides:

@@ -34,13 +34,13 @@ from featureviz.model import weights
 from featureviz.model.geometry import conv_flops
 from featureviz.model.lean import single_channel
 from featureviz.model.network import build_model
-from featureviz.optim.param import Schedule
+from featureviz.optim.param.pixel import Schedule
 from featureviz.optim.precision import bf16_speedup, cpu_computes_bf16, default_precision
-from featureviz.optim.render import visualize
 from featureviz.service.allocator import keep_freed_memory
 
 from .cli import section_parser
 from .cpu_batching import batching_table
+from .ours import visualize
 from .peers import lucent_visualize, seed_visualize
 from .served import png_activations, served, served_batch_table
 from .table import Report

@@ -5,9 +5,9 @@ import resource
 import torch
 
 from featureviz.optim.batching import every_side
-from featureviz.optim.param import Schedule
-from featureviz.optim.render import visualize, visualize_many
+from featureviz.optim.param.pixel import Schedule
 
+from .ours import visualize, visualize_many
 from .table import Report
 from .timing import timed
 

@@ -20,11 +20,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from featureviz.attribution.activations import channel_means
 from featureviz.model import weights
-from featureviz.model.network import build_model, normalize, truncated
-from featureviz.optim.render import visualize
-from featureviz.optim.render_fft import Drawing, draw
+from featureviz.model.network import build_model
 from serving import hed_weights
+
+from .ours import draw, visualize
 
 from .cli import section_parser
 from .peers import lucent_visualize
@@ -37,10 +38,10 @@ def saturated(image: torch.Tensor) -> float:
     return ((values <= 0.02) | (values >= 0.98)).float().mean().item()
 
 
-@torch.no_grad()
 def activation(features, layer, filter, image):
-    x = normalize(F.interpolate(image[None], size=(224, 224), mode="bilinear", align_corners=False))
-    return truncated(features, layer)(x)[0, filter].mean().item()
+    """The channel's mean activation for the picture resized to 224 px, as `activations` measures it."""
+    resized = F.interpolate(image[None], size=(224, 224), mode="bilinear", align_corners=False)
+    return channel_means(features, layer, resized)[0, filter].item()
 
 
 def cpu_name():
@@ -72,7 +73,7 @@ def main(argv=None):
     table = report.table(["layer", "method", "seconds", "/ fft", "activation", "saturated"])
     for layer in args.layers:
         methods = {"pixel": lambda: visualize(features, layer, args.filter).image,
-                   "fft": lambda: draw(features, layer, args.filter, Drawing(opt_steps=args.steps), seed=0).image,
+                   "fft": lambda: draw(features, layer, args.filter, steps=args.steps, seed=0).image,
                    "lucent": lambda: lucent_seeded(model, layer, args.filter, args.steps)}
         runs = {method: timed(run)[::-1] for method, run in methods.items()}  # method: (image, seconds)
         for method, (image, seconds) in runs.items():

@@ -12,10 +12,10 @@ import torch
 
 from featureviz.model import weights
 from featureviz.model.network import build_model
-from featureviz.optim.param import Schedule
-from featureviz.optim.render import visualize
+from featureviz.optim.param.pixel import Schedule
 
 from .cli import section_parser
+from .ours import visualize
 from .table import Report
 
 

@@ -24,12 +24,12 @@ from featureviz.model.network import build_model
 from featureviz.attribution.activations import channel_means
 from featureviz.optim import precision as arithmetic
 from featureviz.optim.batching import every_side
-from featureviz.optim.param import Schedule
-from featureviz.optim.render import visualize, visualize_many
+from featureviz.optim.param.pixel import Schedule
 
 from . import fidelity, timing
 from .cli import section_parser
 from .gpu_groups import section_groups
+from .ours import visualize, visualize_many
 from .peers import lucent_visualize, seed_visualize
 from .table import Report
 

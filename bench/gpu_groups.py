@@ -6,11 +6,10 @@ from functools import partial
 
 import torch
 
-from featureviz.optim.groups import visualize_group
-from featureviz.optim.param import Schedule
-from featureviz.optim.render import visualize
+from featureviz.optim.param.pixel import Schedule
 
 from . import timing
+from .ours import visualize, visualize_group
 
 timed = partial(timing.timed, device="cuda")
 

@@ -18,14 +18,17 @@ import torch.nn.functional as F
 
 from featureviz.model import pool_relu, weights
 from featureviz.model.network import build_model, normalize
-from featureviz.optim.objectives import FilterObjective
-from featureviz.optim.param import Schedule
+from featureviz.optim.objectives import channel
+from featureviz.optim.param import Stage
+from featureviz.optim.param.pixel import WEIGHT_DECAY, Schedule
 from featureviz.optim.precision import on_threads
-from featureviz.optim.render import visualize
+from featureviz.optim.readout import readout
+from featureviz.optim.render import Render
 from featureviz.optim.steps import adams, step
 from featureviz.service.allocator import keep_freed_memory
 
 from .cli import section_parser
+from .ours import visualize
 from .table import Report
 from .timing import repeat, timed
 
@@ -64,27 +67,29 @@ def pool_table(report):
 
 
 def step_table(report, features, layers, precisions, sides=(115, 237, 408), steps=5, rounds=6):
-    """One Adam step of FilterObjective (filter 0), PyTorch's ops and the kernel alternating every
+    """One Adam step of the article's objective (filter 0), PyTorch's ops and the kernel alternating every
     `steps` steps, best of `rounds`: drift in the machine's speed hits both alike."""
     report.say()
     table = report.table(["layer", "precision", "side", "PyTorch's ops (ms/step)", "C kernel (ms/step)",
                           "/ PyTorch's"])
     for layer in layers:
-        objectives = {kernel: FilterObjective(features, layer, [0], pool_kernel=kernel) for kernel in (False, True)}
+        objective = channel(layer, 0)
+        networks = {kernel: readout(features, [objective], pool_kernel=kernel) for kernel in (False, True)}
         for precision in precisions:
             for side in sides:
                 x = normalize(torch.rand(1, 3, side, side)).contiguous(memory_format=torch.channels_last)
                 x.requires_grad_(True)
-                optimizers = adams([x], Schedule())
+                batch = [(Render(None, objective), Stage(side, [x], lambda: x, 1, Schedule().lr, WEIGHT_DECAY))]
+                optimizers = adams(batch)
 
-                def one(objective):
+                def one(network):
                     optimizers[0].zero_grad()
-                    step(objective, [x], [0], optimizers, precision)
+                    step(network, batch, optimizers, precision)
                 best = {}
                 for _ in range(rounds):
-                    for kernel, objective in objectives.items():
-                        one(objective)  # the first after a switch
-                        s, _ = timed(lambda: [one(objective) for _ in range(steps)])
+                    for kernel, network in networks.items():
+                        one(network)  # the first after a switch
+                        s, _ = timed(lambda: [one(network) for _ in range(steps)])
                         best[kernel] = min(best.get(kernel, s), s)
                 plain, ours = (best[k] / steps * 1000 for k in (False, True))
                 table.row(layer, precision, side, f"{plain:.1f}", f"{ours:.1f}", f"{ours / plain:.2f}")
@@ -101,10 +106,8 @@ def visualize_table(report, features, layers, precisions, rounds):
             seconds, results = {name: [] for name in names}, {}
             for _ in range(rounds):
                 for name, kernel in VARIANTS.items():
-                    def objective_of(*target, kernel=kernel):
-                        return FilterObjective(*target, pool_kernel=kernel)
                     s, results[name] = timed(lambda: visualize(features, layer, 0, seed=1, precision=precision,
-                                                               objective_of=objective_of))
+                                                               pool_kernel=kernel))
                     seconds[name].append(s)
             best = {name: min(s) for name, s in seconds.items()}
             reference = results[names[0]]

@@ -7,8 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from featureviz.model.network import denormalize, device_of, normalize
-from featureviz.optim.param import Schedule, start_noise
-from featureviz.optim.transform import box_blur, upscale
+from featureviz.optim.param.pixel import Schedule, box_blur, start_noise, upscale
 
 
 def seed_visualize(features, layer, filter, schedule=Schedule(), seed=0):

@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 HEATMAP_ALPHA = 0.5
 LABEL_HEIGHT = 14
+GAP = 4  # white pixels between the images of a tiled grid (lucent's diversity images)
 KERNEL_TILE = 32  # px: a 3x3 kernel is drawn as 3x3 blocks of this side / 3
 
 
@@ -42,6 +43,20 @@ def heatmap_over(image: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
 
 def side_by_side(*images: torch.Tensor) -> torch.Tensor:
     return torch.cat([img.cpu() for img in images], dim=-1)
+
+
+def tiled(images: torch.Tensor) -> torch.Tensor:
+    """(n, 3, s, s) -> one (3, H, W) image: the n images in a near-square grid, white between."""
+    n, _, s, _ = images.shape
+    if n == 1:
+        return images[0]
+    cols = math.ceil(math.sqrt(n))
+    rows = -(-n // cols)
+    grid = torch.ones(3, rows * s + (rows - 1) * GAP, cols * s + (cols - 1) * GAP, dtype=images.dtype)
+    for k in range(n):
+        r, c = divmod(k, cols)
+        grid[:, r * (s + GAP): r * (s + GAP) + s, c * (s + GAP): c * (s + GAP) + s] = images[k].cpu()
+    return grid
 
 
 def kernel_grid(weights: torch.Tensor, labels: list, text: dict | None = None) -> bytes:

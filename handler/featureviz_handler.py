@@ -15,16 +15,19 @@ from ts.torch_handler.base_handler import BaseHandler
 from ts.utils.util import PredictionException
 
 from featureviz.model.weights import load_state_dict
+from featureviz.service.operations import OPERATIONS
 from featureviz.service.refusals import BadRequest
 from featureviz.service.service import Service
-from featureviz.service.settings import Settings
+from featureviz.service.settings import Setting, Settings, boolean
 
 logger = logging.getLogger(__name__)
 STREAM_NEXT = "ts_stream_next"  # TorchServe's header: "true" on a stream's parts but the last
 PHRASES = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error", 507: "Insufficient Storage"}
-
-
-EXPLAINED = ("saliency", "gradcam", "occlusion")  # the operations that /explanations answers
+# TorchServe 0.12 does not tell a handler whether a gRPC request came by Predictions or
+# StreamPredictions (docs/api.md, "gRPC streaming"), and a progress part sent to a unary
+# Predictions call breaks that worker for good. So gRPC gets progress only where every client
+# sends `stream` by StreamPredictions.
+GRPC_STREAM = Setting("grpc_stream", False, boolean, "true or false")
 
 
 def _body_and_parts(request: dict):
@@ -55,19 +58,13 @@ class FeatureVizHandler(BaseHandler):
         with open(os.path.join(model_dir, "weights.json")) as f:
             weights = json.load(f)
         state_dict = load_state_dict(os.path.join(model_dir, context.manifest["model"]["serializedFile"]))
-        config = (getattr(context, "model_yaml_config", None) or {}).get("handler", {})
-        settings = Settings.read(config)
-        # TorchServe 0.12 does not tell a handler whether a gRPC request came by Predictions or
-        # StreamPredictions (docs/reliability.md, "gRPC streaming"), and a progress part sent to a
-        # unary Predictions call breaks that worker for good. So gRPC gets progress only where
-        # every client sends `stream` by StreamPredictions.
-        self.grpc_stream = str(os.environ.get("FEATUREVIZ_GRPC_STREAM") or config.get("grpc_stream", False)).lower() \
-            in ("1", "true", "yes")
+        settings = Settings((getattr(context, "model_yaml_config", None) or {}).get("handler", {}))
+        self.grpc_stream = settings[GRPC_STREAM]
         version = context.manifest["model"].get("modelVersion", "")
         self.service = Service(context.model_name, state_dict, weights, version, device, settings)
         self.initialized = True
-        logger.info("%s ready on %s (%s) with %s weights; C kernels: %s", context.model_name, device,
-                    self.service.precision, weights["source"], ", ".join(self.service.cpu_kernels) or "none")
+        logger.info("%s ready on %s with %s weights: %s", context.model_name, device, weights["source"],
+                    self.service.operation.describe())
 
     def preprocess(self, data):
         return [self.service.parse(*_body_and_parts(request)) for request in data]
@@ -80,9 +77,10 @@ class FeatureVizHandler(BaseHandler):
         """TorchServe's /explanations/{model} (and KServe v1's :explain, which it serves): the
         attribution operations on the /predictions body, answered as JSON attributions (as
         TorchServe's captum examples) unless the request sends `output: png`."""
-        if self.service.operation.name not in EXPLAINED:
+        if not self.service.operation.explains:
+            explained = ", ".join(name for name, operation in OPERATIONS.items() if operation.explains)
             refusal = BadRequest("model", f"{self.service.operation.name} has no explanations; "
-                                          f"use /predictions, or one of {', '.join(EXPLAINED)}")
+                                          f"use /predictions, or one of {explained}")
             return self.postprocess(self.inference([refusal] * len(raw_data)))
         return self.postprocess(self.inference([self.service.parse(*_as_json_by_default(request))
                                                 for request in raw_data]))

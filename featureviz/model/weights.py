@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torchvision.models import VGG16_BN_Weights, vgg16_bn
 
-from . import keras_weights
+from . import keras_h5
 
 IMAGENET = VGG16_BN_Weights.IMAGENET1K_V1
 IMAGENET_URL = IMAGENET.url
@@ -108,7 +108,7 @@ def keras_choice(spec: str) -> Choice:
     """`PATH[,mean=B,G,R]`: the mean the network's Caffe input had subtracted, Keras' by default."""
     path, mean = _keras_spec(spec)
     try:
-        mean = tuple(float(v) for v in mean.split(",")) if mean else keras_weights.CAFFE_MEAN_BGR
+        mean = tuple(float(v) for v in mean.split(",")) if mean else keras_h5.CAFFE_MEAN_BGR
     except ValueError:
         mean = ()
     if len(mean) != 3:
@@ -116,8 +116,8 @@ def keras_choice(spec: str) -> Choice:
     if not os.path.isfile(path):
         raise WeightsError(f"WEIGHTS=keras:{spec}: no such file {path!r}")
     try:
-        state, about = keras_weights.convert(path, mean)
-    except keras_weights.KerasWeightsError as error:
+        state, about = keras_h5.convert(path, mean)
+    except keras_h5.KerasWeightsError as error:
         raise WeightsError(f"WEIGHTS=keras:{spec}: {error}") from None
     name = os.path.basename(path)
     description = (f"keras: {name}, {'with' if about['classifier'] else 'no'} classifier, "

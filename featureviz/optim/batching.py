@@ -60,6 +60,6 @@ def output_and_gradient(network, images: torch.Tensor, precision: str, upstream=
 
 
 def every_side(network: nn.Module, n: int, side: int, device: torch.device, precision: str) -> bool:
-    """The other policy render.visualize_many takes: all images in one batch at every side, faster
-    where kernels are not batch-invariant, at the cost of images that depend on their batch."""
+    """The other policy render.render takes: all images in one batch at every side, faster where
+    kernels are not batch-invariant, at the cost of images that depend on their batch."""
     return True

@@ -30,32 +30,35 @@ class GraphPool:
         return False
 
 
-def optimize_graphed(objective, xs, which, schedule, precision, graphs: GraphPool):
-    """steps.optimize, with the steps after the first WARMUP_STEPS replaying a graph of one step."""
-    optimizers = adams(xs, schedule, capturable=True)
-    device = xs[0].device
+def optimize_graphed(network, batch, precision, graphs: GraphPool):
+    """steps.optimize, with the steps after the first WARMUP_STEPS replaying a graph of one step
+    (renders without random transforms: a graph replays the same arithmetic)."""
+    optimizers = adams(batch, capturable=True)
+    steps = batch[0][1].steps
+    parameters = [p for _, stage in batch for p in stage.parameters]
+    device = parameters[0].device
     main, side = torch.cuda.current_stream(device), torch.cuda.Stream(device)
     side.wait_stream(main)
     with torch.cuda.stream(side):  # warm-up and capture must not run on the default stream
-        for _ in range(min(WARMUP_STEPS, schedule.opt_steps)):
+        for _ in range(min(WARMUP_STEPS, steps)):
             for optimizer in optimizers:
                 optimizer.zero_grad()
-            values = step(objective, xs, which, optimizers, precision)
-        if schedule.opt_steps > WARMUP_STEPS:
+            values = step(network, batch, optimizers, precision)
+        if steps > WARMUP_STEPS:
             for optimizer in optimizers:
                 optimizer.zero_grad()  # to None: the captured backward writes x.grad, not adds to it
             graph = torch.cuda.CUDAGraph()
             graph.capture_begin(graphs.first.pool() if graphs.first else None, capture_error_mode="thread_local")
             try:
-                values = step(objective, xs, which, optimizers, precision)
+                values = step(network, batch, optimizers, precision)
             finally:
                 graph.capture_end()
-            for _ in range(schedule.opt_steps - WARMUP_STEPS):
+            for _ in range(steps - WARMUP_STEPS):
                 graph.replay()
             if graphs.first is None:
                 graphs.first = graph
     main.wait_stream(side)
     values = values.detach().clone()
-    for x in xs:
-        x.grad = None  # the last tensors from the graph's memory that would outlive it
+    for p in parameters:
+        p.grad = None  # the last tensors from the graph's memory that would outlive it
     return values

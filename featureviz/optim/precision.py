@@ -100,15 +100,14 @@ def _bf16_speedup(channels, side, rounds):
     return best[False] / best[True]
 
 
-def default_precision(device: torch.device, optimizes: bool = True) -> str:
+def default_precision(device: torch.device) -> str:
     """tf32 on a GPU: PyTorch's own default for convolutions, faster than strict fp32, as fast as
     bf16, and as close to fp32's activation as another seed. On the CPU bf16 where the processor
     computes it natively and it measures clearly faster than fp32 (bf16_speedup), strict fp32
-    elsewhere. An operation that does not optimize images computes in fp32 on the CPU: it gets
-    fp32 without the measurement. docs/performance.md, "Precision: `auto`", has the figures."""
+    elsewhere. docs/performance.md, "Precision: `auto`", has the figures."""
     if device.type == "cuda":
         return "tf32"
-    if not (optimizes and cpu_computes_bf16()):
+    if not cpu_computes_bf16():
         return "fp32"
     speedup = bf16_speedup()
     precision = "bf16" if speedup >= MIN_BF16_SPEEDUP else "fp32"

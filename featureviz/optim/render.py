@@ -1,97 +1,117 @@
-"""Activation maximization by the article's multi-scale method.
+"""Activation maximization, as lucent's render_vis: a parameterization (featureviz.optim.param),
+the transforms of every step (featureviz.optim.transforms), and an objective
+(featureviz.optim.objectives), in one loop.
 
-Per scale: a fresh leaf tensor from the image and a fresh Adam, `opt_steps` steps that raise the
-objective, denormalize, bicubic upscale by `upscaling_factor`, box blur. The image of the last
-scale, clipped to [0, 1], is the result.
+Stage by stage (the article's scales; lucent's one): a fresh Adam on the stage's tensors, steps
+that raise the objective of the transformed image, then the parameterization's own step to the
+next stage. The picture of the last stage is the result, with its terms measured in fp32.
 
-Several images of one layer and schedule (their own filters and seeds) can be optimized together:
-at each scale where `batch_when` (by default featureviz.optim.batching's probe) finds that a batch
-gives every image exactly the gradient it has alone, the objective runs once for all of them; at
-the other scales they run one after another. Each image is the one it would be alone, bit for bit.
+Several renders of one network readout and one schedule can be optimized together: at each stage
+where `batch_when` (by default featureviz.optim.batching's probe) finds that a batch gives every
+image exactly the gradient it has alone, the network runs once for all of them; at the other
+stages they run one after another. Each image is the one it would be alone, bit for bit. Renders
+with random transforms run alone (their images change shape from step to step).
 """
 import contextlib
 from dataclasses import dataclass, field
 
 import torch
 
-from ..model.network import denormalize, device_of, normalize
+from ..gradients import gradients
+from ..model.network import device_of
 from . import precision as arithmetic
 from .batching import batch_is_exact
 from .cuda_graphs import GraphPool, optimize_graphed
-from .objectives import FilterObjective
-from .param import Schedule, start_noise
+from .objectives import Objective
+from .param import Param
+from .readout import readout
 from .steps import optimize
-from .transform import box_blur, upscale
+
+
+@dataclass
+class Render:
+    """One image to optimize (or lucent's batch of images drawn together)."""
+    param: Param
+    objective: Objective
+    transforms: list = field(default_factory=list)
 
 
 @dataclass
 class Visualization:
     image: torch.Tensor  # (3, H, W) in [0, 1], on the CPU
-    activation_start: float  # mean activation of the filter for the noise start
-    activation_final: float  # ... and for the returned image
-    activation_per_scale: list = field(default_factory=list)  # at the last step of each scale
+    start: list  # each term's value for the start image, in fp32
+    final: list  # ... and for the returned image
+    per_stage: list = field(default_factory=list)  # each stage's terms at its end
     batched_sides: list = field(default_factory=list)  # sides optimized in one batch with other images
+
+    @property
+    def activation_start(self) -> float:
+        """The first term's value: a single channel's mean activation (or its neuron's)."""
+        return self.start[0]
+
+    @property
+    def activation_final(self) -> float:
+        return self.final[0]
+
+    @property
+    def activation_per_scale(self) -> list:
+        return [values[0] for values in self.per_stage]
 
 
 @torch.no_grad()
-def _measure(objective, img, i):
-    with arithmetic.kernels("fp32", img.device):
-        return objective([normalize(img)[None]], [i])[0]
+def measure(network, render: Render) -> torch.Tensor:
+    """The render's terms for its picture as it stands, without random transforms, in fp32."""
+    x = render.param.measure_input()
+    with arithmetic.kernels("fp32", x.device):
+        return render.objective(network([x])[0])[1]
 
 
-def visualize_many(features, layer: int, filters: list[int], seeds: list[int], schedule: Schedule = Schedule(),
-                   precision: str = "fp32", cuda_graphs: bool = True, batch_when=batch_is_exact,
-                   on_scale=None, objective_of=FilterObjective) -> list[Visualization]:
-    """visualize for each (filter, seed) pair, optimized together where `batch_when(network, n, side,
-    device, precision)` says so (by default: where that changes no image).
+def render(features, renders: list[Render], precision: str = "fp32", cuda_graphs: bool = True,
+           batch_when=batch_is_exact, on_stage=None, pool_kernel: bool = True) -> list[Visualization]:
+    """Each render's Visualization, optimized together where `batch_when(network, n, side, device,
+    precision)` says so (by default: where that changes no image). Autograd is on even under the
+    caller's no_grad or inference_mode; the renders' tensors must be made with it on too
+    (featureviz.gradients).
 
-    `on_scale(scale, side, activations, images)`, if given, is called after each scale (counted
-    from 0) with each image's activation at its last step and its image in [0, 1].
-    `objective_of(features, layer, filters)` builds what is raised (FilterObjective's call)."""
+    `precision` is the optimization's arithmetic (featureviz.optim.precision); the terms reported
+    are measured in fp32 whatever it is. On CUDA the steps of each stage replay a CUDA graph unless
+    `cuda_graphs` is False or a render has random transforms. `on_stage(stage, side, values,
+    pictures)`, if given, is called after each stage (counted from 0) with each render's terms and
+    its picture in [0, 1]: the terms at its last step, or measured on the picture where random
+    transforms changed what that step saw. `pool_kernel`: the CPU's max-pool + ReLU kernel where
+    it applies (featureviz.model.pool_relu)."""
     arithmetic.check(precision)
-    if len(filters) != len(seeds) or not filters:
-        raise ValueError("one seed per filter, and at least one filter")
-    device, n = device_of(features), len(filters)
-    graphs = GraphPool() if device.type == "cuda" and cuda_graphs else None
-    per_scale, batched_sides = [[] for _ in range(n)], []
-    objective = objective_of(features, layer, filters)
-    with arithmetic.kernels(precision, device), graphs or contextlib.nullcontext():
-        imgs = [start_noise(schedule.size, seed).to(device) for seed in seeds]
-        starts = [_measure(objective, img, i) for i, img in enumerate(imgs)]
-        for scale, side in enumerate(schedule.sides()):
-            if scale > 0:
-                imgs = [upscale(img, side) for img in imgs]
-                if schedule.blur is not None:
-                    imgs = [box_blur(img, schedule.blur) for img in imgs]
-            xs = [normalize(img)[None].contiguous(memory_format=torch.channels_last).requires_grad_(True)
-                  for img in imgs]
-            together = n > 1 and batch_when(objective.trunk, n, side, device, precision)
+    if not renders or len({r.param.stages for r in renders}) != 1:
+        raise ValueError("at least one render, all with the same number of stages")
+    device, n = device_of(features), len(renders)
+    transformed = any(r.transforms for r in renders)
+    graphs = GraphPool() if device.type == "cuda" and cuda_graphs and not transformed else None
+    network = readout(features, [r.objective for r in renders], pool_kernel)
+    per_stage, batched_sides = [[] for _ in renders], []
+    with gradients(), arithmetic.kernels(precision, device), graphs or contextlib.nullcontext():
+        starts = [measure(network, r) for r in renders]
+        for index in range(renders[0].param.stages):
+            stages = [r.param.stage(index) for r in renders]
+            side = stages[0].side
+            together = n > 1 and not transformed and batch_when(network.shared, n, side, device, precision)
             for which in [list(range(n))] if together else [[i] for i in range(n)]:
-                group = [xs[i] for i in which]
-                if graphs:
-                    values = optimize_graphed(objective, group, which, schedule, precision, graphs)
-                else:
-                    values = optimize(objective, group, which, schedule, precision)
+                batch = [(renders[i], stages[i]) for i in which]
+                values = optimize_graphed(network, batch, precision, graphs) if graphs else \
+                    optimize(network, batch, precision)
                 for i, value in zip(which, values):
-                    per_scale[i].append(value)
+                    per_stage[i].append(value)
+            for r, stage in zip(renders, stages):
+                r.param.end_stage(stage)
+            for i, r in enumerate(renders):
+                if r.transforms:
+                    per_stage[i][-1] = measure(network, r)
             if together:
                 batched_sides.append(side)
-            imgs = [denormalize(x.detach()[0]) for x in xs]
-            if on_scale is not None:
-                on_scale(scale, side, [float(values[-1]) for values in per_scale], imgs)
-        imgs = [img.clamp(0, 1) for img in imgs]
-        finals = [_measure(objective, img, i) for i, img in enumerate(imgs)]
-    return [Visualization(image=img.cpu(), activation_start=start.item(), activation_final=final.item(),
-                          activation_per_scale=[a.item() for a in scales], batched_sides=list(batched_sides))
-            for img, start, final, scales in zip(imgs, starts, finals, per_scale)]
-
-
-def visualize(features, layer: int, filter: int, schedule: Schedule = Schedule(), seed: int = 0,
-              precision: str = "fp32", cuda_graphs: bool = True, objective_of=FilterObjective) -> Visualization:
-    """Optimize an image that maximizes the mean activation of `filter` at `features[layer]`.
-
-    `precision` is the optimization's arithmetic (featureviz.optim.precision); the activations it
-    reports are measured in fp32 whatever it is. On CUDA the Adam steps of each scale replay a
-    CUDA graph unless `cuda_graphs` is False. `objective_of` as in visualize_many."""
-    return visualize_many(features, layer, [filter], [seed], schedule, precision, cuda_graphs,
-                          objective_of=objective_of)[0]
+            if on_stage is not None:
+                on_stage(index, side, [values[-1].tolist() for values in per_stage], [r.param.picture() for r in renders])
+        for r in renders:
+            r.param.finish()
+        finals = [measure(network, r) for r in renders]
+    return [Visualization(r.param.picture().cpu(), start.tolist(), final.tolist(),
+                          [values.tolist() for values in stages], list(batched_sides))
+            for r, start, final, stages in zip(renders, starts, finals, per_stage)]

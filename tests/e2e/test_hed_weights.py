@@ -60,7 +60,7 @@ def test_served_activations_of_a_photograph_equal_the_caffe_computation(hed):
         expected = caffe.features(convs, x, layer).mean(axis=(0, 1))
         got = np.asarray(body["means"])
         # Means over whole maps include the border, where the two conventions pad with colours
-        # about a grey level apart: close, not equal (test_keras_weights shows the inside exact).
+        # about a grey level apart: close, not equal (test_keras_h5 shows the inside exact).
         assert got.shape == expected.shape
         assert np.abs(got - expected).max() < 0.01 * np.abs(expected).max(), layer
         assert list(np.argsort(-got)[:5]) == list(np.argsort(-expected)[:5]), layer

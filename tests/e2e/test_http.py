@@ -21,8 +21,8 @@ from tests.support.reference import reference_layer_output
 from featureviz.model.network import normalize
 from featureviz.pictures import to_png
 from featureviz.service.uploads import center_square
-from featureviz.optim.param import Schedule
-from featureviz.optim.render import visualize
+from featureviz.optim.param.pixel import Schedule
+from bench.ours import visualize
 from tests.support.images import png
 
 pytestmark = pytest.mark.e2e

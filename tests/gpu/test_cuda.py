@@ -10,10 +10,9 @@ import torch
 from PIL import Image
 
 from bench.gpu import host_syncs
+from bench.ours import visualize, visualize_group, visualize_many
 from featureviz.model.network import build_model
-from featureviz.optim.groups import visualize_group
-from featureviz.optim.param import Schedule
-from featureviz.optim.render import visualize, visualize_many
+from featureviz.optim.param.pixel import Schedule
 from featureviz_handler import FeatureVizHandler
 from tests.support.handler import call, make_context
 
@@ -47,10 +46,10 @@ def test_graphed_steps_match_eager_steps(cuda_features, precision):
 def test_images_optimized_together_on_the_gpu_are_each_the_image_alone(cuda_features, graphs):
     schedule = Schedule(size=48, upscaling_steps=4, upscaling_factor=1.6, opt_steps=5)
     filters, seeds = [1, 6, 8], [2, 2, 5]
-    together = visualize_many(cuda_features, 20, filters, seeds, schedule, "tf32", graphs)
+    together = visualize_many(cuda_features, 20, filters, seeds, schedule, "tf32", cuda_graphs=graphs)
     print("sides batched on this GPU:", together[0].batched_sides)  # which is cuDNN's choice
     for result, filter, seed in zip(together, filters, seeds):
-        alone = visualize(cuda_features, 20, filter, schedule, seed, "tf32", graphs)
+        alone = visualize(cuda_features, 20, filter, schedule, seed, "tf32", cuda_graphs=graphs)
         assert torch.equal(result.image, alone.image)
         assert result.activation_per_scale == alone.activation_per_scale
 
@@ -103,7 +102,7 @@ def test_handler_runs_on_the_gpu_it_is_given(model_dir):
     handler = FeatureVizHandler()
     handler.initialize(context)
     handler.made_with = ("visualize", model_dir)
-    assert handler.service.device == torch.device("cuda:0") and handler.service.precision == "tf32"
+    assert handler.service.device == torch.device("cuda:0") and handler.service.operation.precision == "tf32"
     body = {"body": {"layer": 7, "filter": 4, "size": 24, "upscaling_steps": 2, "opt_steps": 3, "seed": 9}}
     out, statuses, types, headers = call(handler, [body, {"body": {"layer": 7, "filter": 999}}])
     assert statuses == [200, 400] and types[0] == "image/png" and headers[0]["X-Cache"] == "miss"

@@ -8,8 +8,7 @@ from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
 import featureviz_handler
 from featureviz.pictures import to_png
-from featureviz.service.operations.visualize.request import parse_visualize
-from featureviz.service.operations.visualize.run import png_text, run_visualize
+from featureviz.service.operations.visualize.images import render_images
 from featureviz_handler import FeatureVizHandler
 
 
@@ -28,11 +27,11 @@ def make_handler(name, model_dir):
 
 
 def lone_png(handler, fields):
-    """The PNG the engine makes for a single-filter request alone, outside the handler."""
-    service = handler.service
-    request = parse_visualize(fields, service.model)
-    alone = run_visualize(service.model.features, [request], service.precision)[0]
-    return to_png(alone.image, png_text(request, alone, service.precision, service.provenance.text()))
+    """The PNG the engine makes for a single-image request alone, outside the handler's batch."""
+    visualize = handler.service.operation
+    request = visualize.parse(fields)
+    alone = render_images(visualize.model.features, [request], visualize.precision)[0]
+    return to_png(alone.image, visualize.png_text(request, alone))
 
 
 HTTP_HEADERS = {"url_path": "", "Host": "127.0.0.1:8080"}  # what TorchServe's HTTP frontend adds

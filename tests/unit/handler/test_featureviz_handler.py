@@ -1,5 +1,4 @@
 """The TorchServe handler, called as TorchServe calls it, with a real ts.context.Context."""
-import dataclasses
 import io
 import json
 import os
@@ -19,11 +18,11 @@ from featureviz.optim import precision
 from featureviz.pictures import to_png
 from featureviz.service.uploads import center_square
 from featureviz.service.operations.visualize.request import parse_visualize
-from featureviz.service.operations.visualize.run import run_visualize
+from featureviz.service.operations.visualize.images import render_images
 from featureviz_handler import FeatureVizHandler
 from tests.support.images import png
 
-ENGINE = "featureviz.service.operations.visualize.run.run_visualize"  # what the tests replace to watch the engine
+ENGINE = "featureviz.service.operations.visualize.operation.render_images"  # what the tests replace to watch the engine
 
 
 
@@ -117,11 +116,11 @@ def test_the_cpu_worker_gives_freed_memory_back_once_after_each_batch(handlers, 
 def test_a_batch_optimizes_each_layer_and_schedule_together_and_each_image_is_the_lone_one(handlers, monkeypatch,
                                                                                          caplog):
     handler = handlers["visualize"]
-    batches, engine = [], run_visualize
+    batches, engine = [], render_images
 
-    def recorded(features, batch, precision, on_scale=None):
+    def recorded(features, batch, precision, *rest):
         batches.append([(r.layer, r.filter) for r in batch])
-        return engine(features, batch, precision, on_scale)
+        return engine(features, batch, precision, *rest)
 
     monkeypatch.setattr(ENGINE, recorded)
     # Sides 180, then 216: batch-invariant on our CPUs (tests/unit/optim/test_batching.py); a seed of its own.
@@ -144,13 +143,13 @@ def test_a_batch_optimizes_each_layer_and_schedule_together_and_each_image_is_th
 
 def test_images_that_do_not_fit_together_are_optimized_one_by_one_and_only_a_lone_misfit_gets_507(
         handlers, monkeypatch):
-    batches, engine = [], run_visualize
+    batches, engine = [], render_images
 
-    def memory_for_two_small_images(features, batch, precision, on_scale=None):
+    def memory_for_two_small_images(features, batch, precision, *rest):
         batches.append([r.filter for r in batch])
         if len(batch) > 1 or batch[0].schedule.size > 16:
             raise torch.OutOfMemoryError("out of memory")
-        return engine(features, batch, precision, on_scale)
+        return engine(features, batch, precision, *rest)
 
     monkeypatch.setattr(ENGINE, memory_for_two_small_images)
     fields = {"layer": 7, **TINY, "seed": 41}
@@ -167,10 +166,10 @@ def test_images_that_do_not_fit_together_are_optimized_one_by_one_and_only_a_lon
 def test_batch_images_is_a_positive_integer_from_the_environment_or_the_model_config(model_dir, monkeypatch):
     handler = FeatureVizHandler()
     handler.initialize(make_context("visualize", model_dir))
-    assert handler.service.batch_images == 4  # as many as TorchServe's batchSize in model-config.yaml
+    assert handler.service.operation.batch_images == 4  # as many as TorchServe's batchSize in model-config.yaml
     monkeypatch.setenv("FEATUREVIZ_BATCH_IMAGES", "1")  # 1: one image at a time
     handler.initialize(make_context("visualize", model_dir))
-    assert handler.service.batch_images == 1
+    assert handler.service.operation.batch_images == 1
     monkeypatch.setenv("FEATUREVIZ_BATCH_IMAGES", "0")
     with pytest.raises(ValueError, match="batch_images"):
         handler.initialize(make_context("visualize", model_dir))
@@ -201,15 +200,15 @@ def test_auto_precision_on_the_cpu_is_bf16_only_where_the_processor_computes_it_
             patched.setattr("featureviz.optim.precision.cpu_computes_bf16", lambda: native)
             patched.setattr("featureviz.optim.precision.bf16_speedup",
                             no_measurement if speedup is None else (lambda: speedup))
-            assert make_handler("visualize", model_dir).service.precision == expected
+            assert make_handler("visualize", model_dir).service.operation.precision == expected
             # one forward pass, computed in fp32 whatever the processor: no measurement
             patched.setattr("featureviz.optim.precision.bf16_speedup", no_measurement)
-            assert make_handler("activations", model_dir).service.precision == "fp32"
+            assert make_handler("activations", model_dir).service.operation.describe() == "fp32"
     # PyTorch's own detectors, as on a processor without bf16 units
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     monkeypatch.setattr("featureviz.optim.precision.bf16_speedup", no_measurement)
-    assert make_handler("visualize", model_dir).service.precision == "fp32"
+    assert make_handler("visualize", model_dir).service.operation.precision == "fp32"
 
 
 @pytest.mark.slow
@@ -239,7 +238,7 @@ def test_filters_give_a_labelled_grid_of_exactly_the_single_filter_images(handle
     assert statuses == [200] and types == ["image/png"] and headers[0]["X-Cache"] == "miss"
     grid = Image.open(io.BytesIO(grid_out[0]))
     assert grid.size == (2 * 19, 2 * (19 + 14)) and grid.text["filters"] == "4,9,2"
-    assert grid.text["precision"] == handlers["visualize"].service.precision
+    assert grid.text["precision"] == handlers["visualize"].service.operation.precision
     for k, f in enumerate((4, 9, 2)):
         single, _, _, single_headers = call(handlers["visualize"], [{"body": {**fields, "filter": f}}])
         assert single_headers[0]["X-Cache"] == "hit"  # the grid cached each single image
@@ -248,7 +247,7 @@ def test_filters_give_a_labelled_grid_of_exactly_the_single_filter_images(handle
         # and that is the engine's own single-filter image, computed afresh here
         request = parse_visualize({**fields, "filter": f}, handlers["visualize"].service.model)
         service = handlers["visualize"].service
-        fresh = run_visualize(service.model.features, [request], service.precision)[0].image
+        fresh = render_images(service.model.features, [request], service.operation.precision)[0].image
         assert np.array_equal(np.asarray(cell), np.asarray(Image.open(io.BytesIO(to_png(fresh))).convert("RGB")))
 
 
@@ -312,12 +311,12 @@ def test_a_body_nested_too_deep_is_a_400_naming_the_body_and_its_batch_succeeds(
 
 
 def test_an_internal_error_refuses_its_request_alone_with_a_500_json(handlers, monkeypatch):
-    engine = run_visualize
+    engine = render_images
 
-    def fails_for_filter_3(features, batch, precision, on_scale=None):
+    def fails_for_filter_3(features, batch, precision, *rest):
         if any(r.filter == 3 for r in batch):
             raise RuntimeError("a bug of ours")
-        return engine(features, batch, precision, on_scale)
+        return engine(features, batch, precision, *rest)
 
     monkeypatch.setattr(ENGINE, fails_for_filter_3)
     fields = {"layer": 7, **TINY, "seed": 52}
@@ -335,13 +334,12 @@ def test_an_internal_error_while_parsing_refuses_that_request_alone(explain_hand
     handler = explain_handlers["layers"]
     real = handler.service.operation.parse
 
-    def breaks_on_size_40(fields, model):
+    def breaks_on_size_40(fields):
         if fields.get("size") == 40:
             raise KeyError("a bug of ours")
-        return real(fields, model)
+        return real(fields)
 
-    monkeypatch.setattr(handler.service, "operation", dataclasses.replace(handler.service.operation,
-                                                                          parse=breaks_on_size_40))
+    monkeypatch.setattr(handler.service.operation, "parse", breaks_on_size_40)
     out, statuses, types, _ = call(handler, [{"body": {"size": 40}}, {"body": {"size": 64, "output": "json"}}])
     assert statuses == [500, 200] and json.loads(out[0])["type"] == "InternalServerError"
     assert json.loads(out[1])["input_size"] == 64

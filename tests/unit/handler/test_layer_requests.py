@@ -16,6 +16,7 @@ from PIL import Image
 
 from featureviz.service.operations.visualize.filter_sets import FiltersLimit
 from featureviz.service.operations.visualize.request import parse_visualize
+from featureviz.service.operations.visualize.operation import Visualize
 from featureviz.service.refusals import BadRequest
 from featureviz.service.settings import Settings
 from tests.support import TINY
@@ -79,18 +80,20 @@ def test_a_cpu_deployments_default_limit_refuses_a_layer_and_says_why(engine, fi
 def test_the_limit_scales_with_the_device_and_is_a_setting(monkeypatch):
     assert FiltersLimit.for_device("cpu") == FiltersLimit(64, 8)
     assert FiltersLimit.for_device("cuda") == FiltersLimit(512, 1024)
-    assert FiltersLimit.for_device("cpu", "128", "2.5") == FiltersLimit(128, 2.5)
+    assert FiltersLimit.for_device("cpu", 128, 2.5) == FiltersLimit(128, 2.5)
+    own = {setting.name: setting for setting in Visualize.settings}
     for bad in ({"max_filters": "0"}, {"max_filters_work": "lots"}, {"group_size": "0"}, {"group_size": "2.5"}):
-        with pytest.raises(ValueError, match=next(iter(bad))):
-            Settings.read(bad, environ={})
-    settings = Settings.read({"group_size": 4}, environ={"FEATUREVIZ_MAX_FILTERS": "300"})
-    assert (settings.group_size, settings.max_filters, settings.max_filters_work) == ("4", "300", "auto")
+        name = next(iter(bad))
+        with pytest.raises(ValueError, match=f"{name} \\(or FEATUREVIZ_{name.upper()}\\) must be"):
+            Settings(bad, environ={})[own[name]]
+    settings = Settings({"group_size": 4}, environ={"FEATUREVIZ_MAX_FILTERS": "300"})
+    assert [settings[own[name]] for name in ("group_size", "max_filters", "max_filters_work")] == [4, 300, "auto"]
 
 
 @pytest.mark.slow
 def test_a_handler_refuses_all_of_a_deep_layer_by_default_and_serves_a_layer_with_a_raised_limit(handler_with):
     default = handler_with()
-    assert default.service.group_size == 1 and default.service.filters_limit == FiltersLimit(64, 8)
+    assert default.service.operation.group_size == 1 and default.service.operation.filters_limit == FiltersLimit(64, 8)
     body, status, kind, _ = post(default, {"layer": 40, "filters": "all", **TINY})
     refusal = json.loads(body)
     assert (status, kind, refusal["field"]) == (400, "application/json", "filters")
@@ -128,7 +131,7 @@ def test_a_zip_holds_one_png_per_filter_each_its_single_requests(handler_with):
 @pytest.mark.slow
 def test_with_a_group_shape_an_image_does_not_depend_on_its_neighbours_or_slot(handler_with):
     handler = handler_with(group_size=2)
-    assert handler.service.group_size == 2
+    assert handler.service.operation.group_size == 2
     fields = {"layer": 7, "seed": 4, **TINY}
     first = pngs_in(post(handler, {**fields, "filters": [5, 9, 3], "output": "zip"})[0])
     second, _, _, headers = post(handler, {**fields, "filters": [0, 5], "output": "zip"})  # 5: other neighbour, slot

@@ -78,16 +78,16 @@ def test_requests_of_one_batch_each_get_their_own_events(handler, monkeypatch):
 
 
 def test_a_failure_after_the_stream_began_ends_it_with_an_error_line(handler, monkeypatch):
-    from featureviz.service.operations.visualize import run as visualize_run
-    real = visualize_run.run_visualize
+    from featureviz.service.operations.visualize import operation
+    real = operation.render_images
 
-    def fails_after_a_scale(features, requests, precision, on_scale=None):
+    def fails_after_a_scale(features, requests, precision, on_stage=None, pool_kernel=True):
         def then_fail(*args):
-            on_scale(*args)
+            on_stage(*args)
             raise RuntimeError("a worker error")
-        return real(features, requests, precision, then_fail)
+        return real(features, requests, precision, then_fail, pool_kernel)
 
-    monkeypatch.setattr(visualize_run, "run_visualize", fails_after_a_scale)
+    monkeypatch.setattr(operation, "render_images", fails_after_a_scale)
     out, statuses, types, sent = streamed(handler, [{"layer": 7, "filter": 23, "stream": True, **SCHEDULE}],
                                           monkeypatch)
     assert [e["event"] for _, _, e in sent[0]] == ["scale"]
@@ -120,11 +120,8 @@ def test_bad_stream_fields_are_refused_before_anything_is_sent(handler, monkeypa
 
 def test_filters_in_several_groups_say_which_group_each_scale_is_of(handler, monkeypatch):
     grid = {"layer": 7, "filters": [30, 31, 32, 33, 34, 35], "stream": True, **SCHEDULE}
-    handler.service.batch_images, batch_images = 4, handler.service.batch_images
-    try:
-        out, statuses, _, sent = streamed(handler, [grid], monkeypatch)
-    finally:
-        handler.service.batch_images = batch_images
+    monkeypatch.setattr(handler.service.operation, "batch_images", 4)
+    out, statuses, _, sent = streamed(handler, [grid], monkeypatch)
     events = [e for _, _, e in sent[0]]
     assert statuses == [200]
     assert [(e["group"], e["groups"], e["scale"]) for e in events] == \

@@ -2,7 +2,7 @@
 import torch
 
 from featureviz.model.network import denormalize, normalize, truncated
-from featureviz.optim.param import start_noise
+from featureviz.optim.param.pixel import start_noise
 from tests.support.reference import reference_layer_output
 
 

@@ -11,9 +11,10 @@ from torch import nn
 
 from featureviz.model import native, pool_relu
 from featureviz.model.pool_relu import PoolReLU
-from featureviz.optim.objectives import FilterObjective
-from featureviz.optim.param import Schedule
-from featureviz.optim.render import visualize
+from featureviz.optim.objectives import channel
+from featureviz.optim.readout import readout
+from featureviz.optim.param.pixel import Schedule
+from bench.ours import visualize
 from tests.support import ROOT
 
 TINY = Schedule(size=24, upscaling_steps=3, upscaling_factor=1.3, opt_steps=3, lr=0.1, blur=3)
@@ -121,11 +122,10 @@ def test_the_library_is_built_once_into_the_cache_and_shared(tmp_path, monkeypat
 @pytest.mark.compiler
 @pytest.mark.parametrize("layer, precision", [(7, "bf16"), (14, "fp32")])
 def test_visualize_gives_the_same_image_with_the_kernel_or_without(features, layer, precision):
-    pools = [m for m in FilterObjective(features, layer, [3], pool_kernel=False).trunk if isinstance(m, PoolReLU)]
+    pools = [m for m in readout(features, [channel(layer, 3)], pool_kernel=False).shared if isinstance(m, PoolReLU)]
     assert pools and not any(m.fused for m in pools)
     fused = visualize(features, layer, 3, TINY, seed=5, precision=precision)
-    plain = visualize(features, layer, 3, TINY, seed=5, precision=precision,
-                      objective_of=lambda *target: FilterObjective(*target, pool_kernel=False))
+    plain = visualize(features, layer, 3, TINY, seed=5, precision=precision, pool_kernel=False)
     assert torch.equal(fused.image, plain.image)
     assert fused.activation_final == plain.activation_final > fused.activation_start
 
@@ -133,11 +133,13 @@ def test_visualize_gives_the_same_image_with_the_kernel_or_without(features, lay
 @pytest.mark.slow
 @pytest.mark.compiler
 def test_only_the_visualize_worker_builds_and_names_the_kernel(state_dict, tmp_path):
-    """The handler logs a worker's `cpu_kernels`; the other operations never run the lean network."""
+    """The handler logs what each operation says of how it computes; only visualize runs the lean
+    network, and builds the kernel for it."""
     from featureviz.service.service import Service
     from featureviz.service.settings import Settings
     about = {"source": "random", "seed": 0, "trained": False, "sha256": "0" * 64}
-    kernels = {operation: Service(operation, state_dict, about, "1.0", "cpu",
-                                  Settings(cache_dir=str(tmp_path))).cpu_kernels
-               for operation in ("visualize", "activations", "layers")}
-    assert kernels == {"visualize": ["pool_relu"], "activations": [], "layers": []}
+    said = {operation: Service(operation, state_dict, about, "1.0", "cpu",
+                               Settings({"cache_dir": str(tmp_path), "precision": "fp32"}, environ={})
+                               ).operation.describe()
+            for operation in ("visualize", "activations", "layers")}
+    assert said == {"visualize": "fp32; C kernels: pool_relu", "activations": "fp32", "layers": "fp32"}

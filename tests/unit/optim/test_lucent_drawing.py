@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from featureviz.pictures import to_png
+from featureviz.service.operations.visualize.images import render_images
 from featureviz.service.operations.visualize.request import parse_visualize
-from featureviz.service.operations.visualize.run import png_text, run_visualize
 
 PINNED = {"layer": 7, "filter": 12, "size": 16, "upscaling_steps": 2, "opt_steps": 2}
 # The article's picture and cache key for PINNED, as they were before the drawing fields existed
@@ -15,12 +15,16 @@ PINNED = {"layer": 7, "filter": 12, "size": 16, "upscaling_steps": 2, "opt_steps
 PINNED_PNG_SHA256 = "12493207df64d1da7acafc598d9075fef83596efa7f916f0cf8518523e132f87"
 PINNED_CACHE_KEY = "85b02aa44f070bea087e6a195459c525d29aedb524479a85c0601449424ca9cd"
 CONTEXT = {"weights": "0", "device": "cpu", "precision": "fp32", "model_version": "1.0"}
+ARTICLE_TEXT = ("layer", "filter", "seed", "activation_start", "activation_final", "precision")
 
 
 def pinned_png(engine, fields):
+    """The picture as the service makes it, with the text of the request (no provenance), and its key."""
     request = parse_visualize(fields, engine)
-    image = run_visualize(engine.features, [request], "fp32")[0]
-    return to_png(image.image, png_text(request, image, "fp32", {})), request.cache_key(**CONTEXT)
+    image = render_images(engine.features, [request], "fp32")[0]
+    text = [request.layer, request.filter, request.seed, f"{image.activation_start:.6g}",
+            f"{image.activation_final:.6g}", "fp32"]
+    return to_png(image.image, dict(zip(ARTICLE_TEXT, text))), request.cache_key(**CONTEXT)
 
 
 def test_the_article_default_keeps_its_cache_key(engine):
@@ -44,16 +48,18 @@ import torch.nn.functional as F  # noqa: E402
 
 from tests.support.reference import reference_layer_output  # noqa: E402
 from featureviz.model.network import normalize  # noqa: E402
-from featureviz.optim.color import to_valid_rgb  # noqa: E402
-from featureviz.optim.objective_kinds import ChannelObjective  # noqa: E402
-from featureviz.optim.objectives import FilterObjective  # noqa: E402
-from featureviz.optim.param_fft import random_spectrum, spectrum_image, spectrum_scale  # noqa: E402
-from featureviz.optim.random_transforms import rotate, scale, shift  # noqa: E402
-from featureviz.optim.render_fft import GAP, Drawing, draw  # noqa: E402
+from featureviz.optim.objectives import neuron  # noqa: E402
+from featureviz.optim.param.color import to_valid_rgb  # noqa: E402
+from featureviz.optim.param.fft import random_spectrum, spectrum_image, spectrum_scale  # noqa: E402
+from featureviz.optim.readout import readout  # noqa: E402
+from featureviz.optim.transforms import rotate, scale, shift  # noqa: E402
+from featureviz.pictures import GAP  # noqa: E402
+from bench.ours import draw  # noqa: E402
 from bench.peers import import_lucent  # noqa: E402
 
 LAYER = 9  # the ReLU after conv2_1: shallow, quick at 48 px, and its activations are >= 0
 SMALL = {"size": 24, "network_side": 48}
+LR = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +108,7 @@ def test_fft_with_standard_transforms_reaches_lucents_render_vis_activation(luce
     shallow = torch.nn.Sequential(OrderedDict(features=model.features[:LAYER + 1])).eval()
     ours, theirs = [], []
     for seed in range(3):
-        image = draw(features, LAYER, filter, Drawing(opt_steps=steps, **SMALL), seed=seed).image
+        image = draw(features, LAYER, filter, steps=steps, seed=seed, **SMALL).image
         ours.append(channel_mean_at(state_dict, image, SMALL["network_side"], filter))
         torch.manual_seed(seed), np.random.seed(seed)
         images = lucent.render.render_vis(shallow, f"features_{LAYER}:{filter}",
@@ -116,42 +122,44 @@ def test_fft_with_standard_transforms_reaches_lucents_render_vis_activation(luce
     assert np.median(ours) >= 0.9 * np.median(theirs), (ours, theirs)
 
 
-def one_adam_step_image(state_dict, drawing, filter, seed, value_of):
+def one_adam_step_image(state_dict, filter, seed, value_of):
     """The image after one Adam step (lr 0.05) on `value_of(layer output)`, by direct autograd
     through torchvision's network: Adam's first step is lr * g / (|g| + eps)."""
-    size, side = drawing.size, drawing.network_side
+    size, side = SMALL["size"], SMALL["network_side"]
     spectrum = random_spectrum(1, size, size, seed).requires_grad_(True)
     spectral = spectrum_scale(size, size)
-    image = to_valid_rgb(spectrum_image(spectrum, size, size, spectral), drawing.decorrelate)
+    image = to_valid_rgb(spectrum_image(spectrum, size, size, spectral), True)
     x = F.interpolate(normalize(image), size=(side, side), mode="bilinear", align_corners=True)
     with torch.enable_grad():
         value_of(reference_layer_output(state_dict, LAYER, x, grad=True)[0, filter]).backward()
     grad = spectrum.grad
-    stepped = spectrum.detach() + drawing.lr * grad / (grad.abs() + 1e-8)
-    return to_valid_rgb(spectrum_image(stepped, size, size, spectral), drawing.decorrelate)[0]
+    stepped = spectrum.detach() + LR * grad / (grad.abs() + 1e-8)
+    return to_valid_rgb(spectrum_image(stepped, size, size, spectral), True)[0]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("negative", [False, True])
 def test_neuron_and_negative_step_as_direct_autograd_of_the_neuron(features, state_dict, negative):
     filter, x, y = 10, 3, 17
-    drawing = Drawing(opt_steps=1, transforms="none", objective="neuron", x=x, y=y, negative=negative, **SMALL)
-    ours = draw(features, LAYER, filter, drawing, seed=2).image
     sign = -1 if negative else 1
-    expected = one_adam_step_image(state_dict, drawing, filter, 2, lambda out: sign * out[y, x])
+    ours = draw(features, LAYER, filter, steps=1, seed=2, transforms=False,
+                objective=sign * neuron(LAYER, filter, x, y), **SMALL).image
+    expected = one_adam_step_image(state_dict, filter, 2, lambda out: sign * out[y, x])
     assert torch.allclose(ours, expected, atol=1e-4)
     # ... and not the channel's step, nor the other sign's
-    channel = one_adam_step_image(state_dict, drawing, filter, 2, lambda out: sign * out.mean())
-    other = one_adam_step_image(state_dict, drawing, filter, 2, lambda out: -sign * out[y, x])
+    channel = one_adam_step_image(state_dict, filter, 2, lambda out: sign * out.mean())
+    other = one_adam_step_image(state_dict, filter, 2, lambda out: -sign * out[y, x])
     assert (ours - channel).abs().max() > 1e-3 and (ours - other).abs().max() > 1e-3
 
 
 def test_the_article_objective_takes_neuron_and_negative(features, state_dict):
     filter, image = 9, normalize(torch.rand(1, 3, 40, 40))
     out = reference_layer_output(state_dict, LAYER, image)[0, filter]
-    neuron = ChannelObjective(FilterObjective(features, LAYER, [filter]), "neuron", negative=True)
+    objective = -neuron(LAYER, filter)
     with torch.no_grad():
-        assert torch.allclose(neuron([image], [0]), -out[10, 10].reshape(1), atol=1e-4)  # the centre of 20 x 20
+        total, values = objective(readout(features, [objective])([image])[0])
+    assert torch.allclose(total, -out[10, 10], atol=1e-4)  # the centre of 20 x 20
+    assert torch.allclose(values, out[10, 10].reshape(1), atol=1e-4)  # its terms as they are
 
 
 def gram_cosines(state_dict, images, side):
@@ -173,8 +181,8 @@ def tiles(grid, n, side):
 @pytest.mark.slow
 def test_diversity_images_are_less_alike_than_without_the_penalty(features, state_dict):
     n, filter = 3, 6
-    apart = draw(features, LAYER, filter, Drawing(opt_steps=30, diversity=n, **SMALL), seed=1).image
-    alike = draw(features, LAYER, filter, Drawing(opt_steps=30, diversity=n, diversity_weight=0, **SMALL), seed=1).image
+    apart = draw(features, LAYER, filter, steps=30, images=n, seed=1, **SMALL).image
+    alike = draw(features, LAYER, filter, steps=30, images=n, diversity_weight=0, seed=1, **SMALL).image
     assert apart.shape == (3, 2 * 24 + GAP, 2 * 24 + GAP)  # 3 images in a 2 x 2 grid
     apart_cos = np.mean(gram_cosines(state_dict, tiles(apart, n, 24), 48))
     alike_cos = np.mean(gram_cosines(state_dict, tiles(alike, n, 24), 48))

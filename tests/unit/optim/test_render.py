@@ -4,8 +4,8 @@ import torch
 
 from featureviz.model.network import normalize
 from featureviz.optim.batching import every_side
-from featureviz.optim.param import Schedule
-from featureviz.optim.render import visualize, visualize_many
+from featureviz.optim.param.pixel import Schedule
+from bench.ours import visualize, visualize_many
 from tests.support.reference import reference_layer_output
 
 TINY = Schedule(size=16, upscaling_steps=3, upscaling_factor=1.2, opt_steps=4, lr=0.1, blur=3)

@@ -11,8 +11,8 @@ PROBE = """
 import json, resource, sys, torch
 from featureviz.service.allocator import keep_freed_memory, release_freed_memory
 from featureviz.model.network import build_model
-from featureviz.optim.param import Schedule
-from featureviz.optim.render import visualize
+from featureviz.optim.param.pixel import Schedule
+from bench.ours import visualize
 from featureviz.model.weights import random_state_dict
 applied = keep_freed_memory() if sys.argv[1] == "keep" else None
 features = build_model(random_state_dict(0)).features

@@ -4,11 +4,15 @@ import io
 import pytest
 from PIL import Image
 
-from featureviz.service.refusals import BadRequest
-from featureviz.service.operations.activations import parse as parse_activations
+from featureviz.optim.param.pixel import Schedule
 from featureviz.service.operations.visualize.request import MAX_PIXEL_STEPS, parse_visualize
-from featureviz.optim.param import Schedule
+from featureviz.service.refusals import BadRequest
 from tests.support.images import png
+from tests.support.operations import operation_of
+
+
+def parse_activations(fields, engine):
+    return operation_of(engine, "activations").parse(fields)
 
 
 def test_defaults_are_the_articles(engine):

@@ -35,7 +35,7 @@ LEAK_PER_LOOP_MB = 64 * 224 * 224 * 4 / 2**20
 
 
 def services(state_dict):
-    settings = Settings(precision="fp32", cache_max_mb=0)  # no result cache: every request computes
+    settings = Settings({"precision": "fp32", "cache_max_mb": 0}, environ={})  # no result cache: every request computes
     return {name: Service(name, state_dict, WEIGHTS, "1.0", torch.device("cpu"), settings) for name in LOOP}
 
 

@@ -5,6 +5,7 @@ from PIL import Image, ImageFile
 
 from featureviz.service.refusals import BadRequest
 from featureviz.service.operations import OPERATIONS
+from tests.support.operations import operation_of
 from featureviz.service.uploads import MAX_RESIZED_PIXELS, center_square, resized_size
 from tests.support.images import png
 
@@ -21,7 +22,7 @@ def forbid_decoding(monkeypatch):
 
 
 def parse(engine, operation, data, **fields):
-    return OPERATIONS[operation].parse({"data": data, **{k: str(v) for k, v in fields.items()}}, engine)
+    return operation_of(engine, operation).parse({"data": data, **{k: str(v) for k, v in fields.items()}})
 
 
 def test_the_image_operations_are_the_five():

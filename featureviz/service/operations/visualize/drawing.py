@@ -1,14 +1,15 @@
-"""The `visualize` fields of lucent's way of drawing: `param`, `decorrelate`, `transforms`,
+"""How a `visualize` image is drawn: lucent's fields `param`, `decorrelate`, `transforms`,
 `objective` (with `x`, `y`), `negative`, `diversity` (with `diversity_weight`).
 
-`param: pixel` is the article's multi-scale method, which takes `objective` and `negative`;
-`param: fft` is lucent's render_vis (featureviz.optim.render_fft), which takes them all and
-brings lucent's schedule defaults (size 128, one scale of 512 steps at lr 0.05, no blur)."""
+`param: pixel` is the article's multi-scale method (featureviz.optim.param.pixel), which takes
+`objective` and `negative`; `param: fft` is lucent's (featureviz.optim.param.fft, random
+transforms), which takes them all and brings lucent's schedule defaults (size 128, one scale of
+512 steps at lr 0.05, no blur)."""
 import dataclasses
 from dataclasses import dataclass
 
 from ....model.geometry import output_side
-from ....optim.render_fft import NETWORK_SIDE, Drawing, network_side
+from ....optim.transforms import NETWORK_SIDE, network_side
 from ...fields import Field
 from ...refusals import BadRequest
 
@@ -33,11 +34,11 @@ MAX_FFT_PIXEL_STEPS = 4 * NETWORK_SIDE ** 2 * FFT_DEFAULTS["opt_steps"]
 
 
 @dataclass(frozen=True)
-class DrawingFields:
+class Drawing:
     param: str = "pixel"
     decorrelate: bool = False
     transforms: str = "none"
-    objective: str = "channel"
+    objective: str = "channel"  # or "neuron", or a list of terms in its canonical form (objective_field)
     x: int | None = None
     y: int | None = None
     negative: bool = False
@@ -46,12 +47,10 @@ class DrawingFields:
 
     def is_article(self) -> bool:
         """The article's own drawing: what every request without these fields gets."""
-        return self == DrawingFields()
+        return self == Drawing()
 
-    def engine(self, schedule) -> Drawing:
-        """featureviz.optim.render_fft's settings (param fft)."""
-        return Drawing(schedule.size, schedule.opt_steps, schedule.lr, self.decorrelate, self.transforms,
-                       self.objective, self.x, self.y, self.negative, self.diversity, self.diversity_weight)
+    def is_list(self) -> bool:
+        return self.objective.startswith("[")
 
 
 def fields_for(fields: dict, visualize_fields: list) -> list:
@@ -69,9 +68,9 @@ def fields_for(fields: dict, visualize_fields: list) -> list:
     return specs
 
 
-def parse_drawing(v: dict, features, layer: int, filters: int) -> DrawingFields:
+def parse_drawing(v: dict, features, layer: int, filters: int) -> Drawing:
     """The drawing of validated fields `v`, checked against the network and each other."""
-    drawing = DrawingFields(*(v[f.name] for f in FIELDS))
+    drawing = Drawing(*(v[f.name] for f in FIELDS))
     for axis in ("x", "y"):
         if v[axis] is not None and drawing.objective != "neuron":
             raise BadRequest(axis, "a position is for objective neuron; send objective: neuron, or no " + axis)

@@ -2,15 +2,14 @@
 the deployment's compute limit on how many images one request may ask for.
 
 The limit is a setting that scales with the device (handler.max_filters, handler.max_filters_work):
-a CPU worker takes at most 64 images and 8 default images' work in one request, as before ranges
-came; a GPU worker takes a whole layer of 512 at up to twice the default work each
-(docs/api.md, "Compute limits")."""
+a CPU worker takes at most 64 images and 8 default images' work in one request; a GPU worker takes
+a whole layer of 512 at up to twice the default work each (docs/api.md, "Compute limits")."""
 import json
 import re
 from dataclasses import dataclass
 
 from ....model.geometry import output_channels
-from ....optim.param import Schedule
+from ....optim.param.pixel import Schedule
 from ...checks import check_channels
 from ...fields import shown
 from ...refusals import BadRequest
@@ -30,23 +29,12 @@ class FiltersLimit:
     def for_device(cls, device_type: str, images="auto", work="auto") -> "FiltersLimit":
         """`auto`: the CPU's limit (this class's defaults) on a CPU, a whole layer on a GPU."""
         gpu = device_type == "cuda"
-        images = (512 if gpu else cls.images) if str(images) == "auto" else _positive("max_filters", images, int)
-        work = (1024 if gpu else cls.work) if str(work) == "auto" else _positive("max_filters_work", work, float)
-        return cls(images, work)
+        return cls((512 if gpu else cls.images) if images == "auto" else images,
+                   (1024 if gpu else cls.work) if work == "auto" else work)
 
     @property
     def pixel_steps(self) -> int:
         return int(self.work * DEFAULT_WORK)
-
-
-def _positive(name, value, kind):
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number <= 0:
-        raise ValueError(f"{name} must be a positive number or auto, not {value!r}")
-    return number
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,14 @@ from dataclasses import asdict, dataclass, replace
 
 from .... import __version__
 from ....model.network import LAYER_COUNT
-from ....optim.param import Schedule
+from ....optim.param.pixel import Schedule
 from ...cache import cache_key
 from ...checks import check_channels, check_side
-from .drawing import FIELDS as DRAWING_FIELDS
-from .drawing import DrawingFields, fields_for, parse_drawing
 from ...fields import Field, parse_fields
 from ...refusals import BadRequest
+from . import objective_field
+from .drawing import FIELDS as DRAWING_FIELDS
+from .drawing import Drawing, fields_for, parse_drawing
 from .filter_sets import FiltersLimit, check_limit, parse_filter_set
 
 MAX_SIDE = 1024  # largest image side any scale may reach
@@ -39,8 +40,8 @@ FIELDS = [
 
 @dataclass(frozen=True)
 class VisualizeRequest:
-    layer: int
-    filter: int
+    layer: int | None  # None where the objective is a list of terms, which name their layers
+    filter: int | None
     schedule: Schedule
     seed: int
     filters: tuple | None = None  # several filters: one image each, answered as a grid
@@ -48,7 +49,7 @@ class VisualizeRequest:
     preview: bool = False  # ... each scale's event with a small picture
     output: str = "png"  # with filters: "zip", one PNG per filter instead of the grid
     group: int = 1  # the group shape its image is optimized at (optim.groups); 1: alone, exact
-    drawing: DrawingFields = DrawingFields()  # param, objective... (.drawing)
+    drawing: Drawing = Drawing()  # param, objective... (.drawing)
 
     def singles(self, group_size: int = 1) -> list["VisualizeRequest"]:
         """The single-filter images this request stands for (how it is answered is not theirs):
@@ -59,12 +60,18 @@ class VisualizeRequest:
         return [replace(self, filter=f, filters=None, stream=False, preview=False, output="png", group=group)
                 for f in self.filters]
 
+    def objective(self):
+        """The featureviz.optim Objective its image raises."""
+        return objective_field.objective_of(self.drawing, self.layer, self.filter)
+
     def cache_key(self, **context) -> str:
         """Every field of a single-filter request, the group shape where it is not 1, the drawing
-        where it is not the article's, the engine's version, and `context` (weights, device,
-        precision, model version)."""
+        and its objective's terms where it is not the article's, the engine's version, and
+        `context` (weights, device, precision, model version)."""
         group = {"group": self.group} if self.group > 1 else {}
-        drawing = {} if self.drawing.is_article() else {"drawing": asdict(self.drawing)}
+        drawing = {} if self.drawing.is_article() else {
+            "drawing": asdict(self.drawing),
+            "terms": [[weight, type(term).__name__, asdict(term)] for weight, term in self.objective().terms]}
         return cache_key(engine=__version__, layer=self.layer, filter=self.filter, seed=self.seed,
                          **asdict(self.schedule), **group, **drawing, **context)
 
@@ -72,6 +79,10 @@ class VisualizeRequest:
 def parse_visualize(fields: dict, model, limit: FiltersLimit = FiltersLimit()) -> VisualizeRequest:
     """`limit`: the deployment's compute limit on `filters` (a CPU's by default)."""
     features = model.features
+    terms = None
+    if "objective" in fields and objective_field.is_list(fields["objective"]):
+        terms = objective_field.parse_terms(fields)
+        fields = {**{k: v for k, v in fields.items() if k != "objective"}, "filter": 0}
     filters = asked = None
     if "filters" in fields:
         if "filter" in fields:
@@ -80,9 +91,13 @@ def parse_visualize(fields: dict, model, limit: FiltersLimit = FiltersLimit()) -
         fields = {**{k: v for k, v in fields.items() if k != "filters"}, "filter": (asked.listed or (0,))[0]}
     v = parse_fields(fields, fields_for(fields, FIELDS))
     layer, size = v["layer"], v["size"]
+    if terms is not None:
+        v["objective"] = objective_field.canonical(terms, v, features)
+        layer, v["layer"], v["filter"] = objective_field.deepest_layer(v["objective"]), None, None
     if asked is not None:
         filters = asked.filters(features, layer)
-    check_channels(features, layer, filters or (v["filter"],), "filters" if filters else "filter")
+    if terms is None:
+        check_channels(features, layer, filters or (v["filter"],), "filters" if filters else "filter")
     if v["preview"] and not v["stream"]:
         raise BadRequest("preview", "previews come with progress events: send stream: true too, or no preview")
     drawing = parse_drawing(v, features, layer, len(filters or ()))
@@ -90,7 +105,7 @@ def parse_visualize(fields: dict, model, limit: FiltersLimit = FiltersLimit()) -
         schedule = Schedule(size, 1, v["upscaling_factor"], v["opt_steps"], v["lr"], None)
         if filters:  # the count; parse_drawing bounds param fft's work
             check_limit(asked, filters, layer, 0, limit)
-        return _request(v, layer, schedule, filters, drawing)
+        return _request(v, schedule, filters, drawing)
     check_side(features, layer, size)
     if v["blur"] is not None and v["blur"] > size:
         raise BadRequest("blur", f"{v['blur']} is larger than the image ({size} px); expected at most {size} or null")
@@ -105,12 +120,12 @@ def parse_visualize(fields: dict, model, limit: FiltersLimit = FiltersLimit()) -
                                       f"scales); at most {MAX_PIXEL_STEPS}")
     if filters:
         check_limit(asked, filters, layer, work, limit)
-    return _request(v, layer, schedule, filters, drawing)
+    return _request(v, schedule, filters, drawing)
 
 
-def _request(v: dict, layer: int, schedule: Schedule, filters, drawing: DrawingFields) -> VisualizeRequest:
+def _request(v: dict, schedule: Schedule, filters, drawing: Drawing) -> VisualizeRequest:
     if v["output"] == "zip" and not filters:
         raise BadRequest("output", "zip answers a filters request with one PNG per filter; send filters, or "
                                    "output: png for one filter")
-    return VisualizeRequest(layer, v["filter"], schedule, v["seed"], filters, v["stream"], v["preview"],
+    return VisualizeRequest(v["layer"], v["filter"], schedule, v["seed"], filters, v["stream"], v["preview"],
                             v["output"], drawing=drawing)

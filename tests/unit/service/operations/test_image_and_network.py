@@ -7,10 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.support.operations import run_operation
-from featureviz.service.operations.network import MAX_JSON_WEIGHTS
+from tests.support.operations import operation_of, run_operation
+from featureviz.service.operations.architecture import MAX_JSON_WEIGHTS
 from featureviz.service.refusals import BadRequest
-from featureviz.service.operations import OPERATIONS
 from tests.support.images import photo, pixels, png
 from tests.support.reference import (expected_deconv, expected_gradcam, expected_occlusion, expected_saliency, logits,
                                      top1)
@@ -148,7 +147,7 @@ def test_refusals_name_the_field(engine, operation, fields, field, words):
 
 def test_image_operations_refuse_missing_and_bad_images(engine):
     with pytest.raises(BadRequest, match="data: missing"):
-        OPERATIONS["gradcam"].parse({"size": "64"}, engine)
+        operation_of(engine, "gradcam").parse({"size": "64"})
     with pytest.raises(BadRequest, match="not a JPEG or PNG"):
-        OPERATIONS["saliency"].parse({"data": b"GIF89a nonsense"}, engine)
+        operation_of(engine, "saliency").parse({"data": b"GIF89a nonsense"})
     assert explain(engine, "gradcam", size=32, data=png(70, 40)).numbers["heatmap"].shape == (2, 2)

