@@ -19,7 +19,7 @@ API_KEY ?=
 IMAGE ?= featureviz:1.0
 GATEWAY_IMAGE ?= featureviz-gateway:1.0
 
-.PHONY: venv archive named-weights serve serve-ab serve-cluster image serve-image nginx chromium compiler container-tools gallery gpu-check stop test test-unit clean
+.PHONY: venv archive named-weights serve serve-ab serve-cluster image serve-image nginx chromium compiler container-tools gallery gpu-check gpu-wheels stop test test-unit clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -92,10 +92,17 @@ gallery: venv
 	$(BIN)/python -m scripts.gallery --layers $(or $(LAYERS),40) --filters $(or $(FILTERS),0-15) --out gallery \
 	  $(foreach field,$(DRAW),--field $(field))
 
-# On a machine with a CUDA GPU: its tests and a whole layer in groups of a fixed shape, under 8
-# minutes; results in gpu-check/ (docs/performance.md, "Groups of a fixed shape"). GPU_CHECK=all adds the rest.
+# On a machine with a CUDA GPU: one table of the peers, one filter and a whole layer served, groups
+# and the CUDA tests, under 8 minutes; results in gpu-check/ (docs/performance.md, "On a GPU: the
+# check"). GPU_CHECK=all adds the rest. gpu-wheels, here: the handler's pure-Python packages for a GPU
+# machine that has only torch (TorchServe's without its Java frontend), in .whl/site.
 gpu-check:
 	PYTHON=$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) sh bench/gpu_check.sh
+
+gpu-wheels: venv
+	rm -rf .whl && $(BIN)/pip install --disable-pip-version-check -q --no-deps --target .whl/site \
+	  $$(grep -E '^(torchserve|pyyaml)==' requirements.txt)
+	rm -f .whl/site/ts/frontend/model-server.jar
 
 stop: venv
 	$(BIN)/python -m serving stop

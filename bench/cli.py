@@ -8,10 +8,12 @@ import sys
 SECTIONS = {  # name, which is also its module's: what it measures
     "cpu": "visualize against the seed article's loop (and lucent, a served TorchServe), on the CPU",
     "gpu": "visualize on a GPU: host syncs, repeatability, precisions, batches, sweeps, fixed groups",
+    "gpu_check": "make gpu-check's one table: peers, one filter and a whole layer served, groups, CUDA tests",
     "kernel": "what the max-pool + ReLU C kernel saves on the CPU",
     "allocator": "what glibc's malloc settings cost visualize: seconds, page faults",
     "fidelity": "how close each precision's activation comes to strict fp32's",
     "batching": "does an image's input gradient depend on the batch it is computed in",
+    "slots": "which module makes an image depend on its neighbours or slot in a group of G",
     "drawing": "param fft against lucent's render_vis and the pixel default",
     "soak": "clients mixing every operation on make serve-cluster, one replica killed on the way",
 }

@@ -8,7 +8,6 @@ from the baseline (captum reports how far from it as the convergence delta).
 TorchServe's captum examples serve it on /explanations; so do we, as saliency's
 `method: integrated_gradients`."""
 import torch
-from captum.attr import IntegratedGradients
 
 from ..gradients import gradients
 
@@ -19,6 +18,7 @@ INTERNAL_BATCH = 16  # path points per forward pass, to bound memory at 224 px
 
 def integrated_gradients(net, images: torch.Tensor, targets: list[int], steps: int = DEFAULT_STEPS) -> torch.Tensor:
     """(N, 3, H, W) attributions of [0, 1] pixels to each image's target score, from black."""
+    from captum.attr import IntegratedGradients  # where it runs, as attribution.maps imports captum
     with gradients():
         inputs = images.detach().clone()
         return IntegratedGradients(net).attribute(inputs, baselines=torch.zeros_like(inputs), target=targets,

@@ -1,12 +1,12 @@
 """Where the model looked: saliency, Grad-CAM and occlusion, for a classifier_net on [0, 1] pixels.
 
-Saliency and Grad-CAM use captum; occlusion is a plain batched loop, because its map is one
-probability per window position (the ZFNet figure), not captum's per-pixel attribution.
+Saliency and Grad-CAM use captum (imported where they run: a worker that only visualizes needs
+neither captum nor the matplotlib it imports); occlusion is a plain batched loop, because its map
+is one probability per window position (the ZFNet figure), not captum's per-pixel attribution.
 """
 import warnings
 
 import torch
-from captum.attr import Deconvolution, GuidedBackprop, LayerGradCam, Saliency
 
 from ..gradients import gradients
 
@@ -26,6 +26,7 @@ def saliency(net, images: torch.Tensor, targets: list[int], method: str = "vanil
 
     `guided` is guided backprop, `deconv` backpropagates ReLU of the signal through ReLUs
     (keras-vis's `relu` modifier); both override the gradient of every ReLU of `net`."""
+    from captum.attr import Deconvolution, GuidedBackprop, Saliency
     with gradients(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
         inputs = images.detach().clone().requires_grad_()
@@ -43,6 +44,7 @@ def saliency(net, images: torch.Tensor, targets: list[int], method: str = "vanil
 def gradcam(net, images: torch.Tensor, targets: list[int], layer: int) -> torch.Tensor:
     """(N, h, w) Grad-CAM at net.features[layer]: ReLU of the activations weighted by the spatial
     mean of the target score's gradients."""
+    from captum.attr import LayerGradCam
     with gradients():
         cam = LayerGradCam(net, net.features[layer]).attribute(images, target=targets, relu_attributions=True)
     return cam[:, 0].detach()

@@ -1,29 +1,12 @@
 """The TorchServe handler called as TorchServe calls it, with a real ts.context.Context and no server."""
 import json
-import os
 
-import ts
-from ts.context import Context, RequestProcessor
-from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
+from ts.context import RequestProcessor
 
 import featureviz_handler
+from bench.in_process import HTTP_HEADERS, call, make_context, make_handler  # noqa: F401 (the tests' names)
 from featureviz.pictures import to_png
 from featureviz.service.operations.visualize.images import render_images
-from featureviz_handler import FeatureVizHandler
-
-
-def make_context(name, model_dir):
-    metrics = MetricsCacheYamlImpl(os.path.join(os.path.dirname(ts.__file__), "configs", "metrics.yaml"))
-    metrics.initialize_cache()
-    manifest = {"model": {"modelName": "featureviz", "serializedFile": "vgg16_bn.pth", "modelVersion": "1.0"}}
-    return Context(name, model_dir, manifest, 4, None, "0.12.0", metrics=metrics)
-
-
-def make_handler(name, model_dir):
-    handler = FeatureVizHandler()
-    handler.initialize(make_context(name, model_dir))
-    handler.made_with = (name, model_dir)  # for call's contexts
-    return handler
 
 
 def lone_png(handler, fields):
@@ -32,20 +15,6 @@ def lone_png(handler, fields):
     request = visualize.parse(fields)
     alone = render_images(visualize.model.features, [request], visualize.precision)[0]
     return to_png(alone.image, visualize.png_text(request, alone))
-
-
-HTTP_HEADERS = {"url_path": "", "Host": "127.0.0.1:8080"}  # what TorchServe's HTTP frontend adds
-
-
-def call(handler, requests, headers=HTTP_HEADERS):
-    context = make_context(*handler.made_with)
-    context.request_processor = [RequestProcessor(dict(headers)) for _ in requests]
-    out = handler.handle(requests, context)
-    statuses = [context.get_response_status(i)[0] or 200 for i in range(len(requests))]
-    types = [context.get_response_content_type(i) for i in range(len(requests))]
-    headers = [context.get_response_headers(i) for i in range(len(requests))]
-    return out, statuses, types, headers
-
 
 
 def streamed(handler, bodies, monkeypatch, headers=HTTP_HEADERS):

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from bench.ours import visualize, visualize_many
-from featureviz.optim.batching import batch_is_exact
+from featureviz.optim.batching import batch_is_exact, slots_are_exact
 from featureviz.optim.param.pixel import Schedule
 from featureviz.service.operations.visualize.operation import optimization_groups
 from featureviz.service.operations.visualize.request import VisualizeRequest
@@ -55,6 +55,29 @@ def test_a_batch_is_trusted_only_where_the_probe_finds_it_exact():
     assert not batch_is_exact(nn.Sequential(MixesImages()), 3, 12, torch.device("cpu"), "fp32")
 
 
+class BySlot(nn.Module):
+    """A kernel that splits its sums by position in the batch: exact alone, off by a last bit by slot."""
+    def forward(self, x):
+        slot = torch.arange(len(x), dtype=x.dtype).view(-1, 1, 1, 1)
+        return (x * (1 + slot * 1e-7)) * (1 - slot * 1e-7)
+
+
+class MixesImages(nn.Module):
+    def forward(self, x):
+        return x - x.mean(0, keepdim=True)
+
+
+def test_groups_are_trusted_only_where_no_image_depends_on_its_neighbours_or_slot():
+    cpu = torch.device("cpu")
+    assert slots_are_exact(nn.Sequential(nn.Tanh(), nn.Hardtanh(-0.5, 0.5)), 4, 12, cpu, "fp32")
+    assert slots_are_exact(nn.Sequential(MixesImages()), 1, 12, cpu, "fp32")  # a group of one is alone
+    assert not slots_are_exact(nn.Sequential(MixesImages()), 4, 12, cpu, "fp32")
+    by_slot = nn.Sequential(BySlot())
+    images = torch.randn(3, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(by_slot(images)[2], by_slot(images[2:])[0])  # the probe has something to find
+    assert not slots_are_exact(by_slot, 3, 12, cpu, "fp32")
+
+
 def test_batches_hold_one_layer_and_schedule_in_order_of_arrival_and_at_most_max_images():
     other = Schedule(size=40)
     requests = [VisualizeRequest(7, 1, Schedule(), 0), VisualizeRequest(9, 1, Schedule(), 0),
@@ -82,3 +105,14 @@ def test_output_and_gradient_of_an_objective_is_autograds(features):
     objective(x).sum().backward()
     assert values.shape == (2,) and torch.allclose(gradient, x.grad, rtol=1e-5, atol=1e-7)
     assert gradient.abs().sum() > 0
+
+
+def test_the_slots_measurement_names_the_module_whose_output_depends_on_the_slot():
+    from bench.slots import slot_differences
+    network = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), BySlot(), nn.ReLU())
+    differences = slot_differences(network, 3, 8, torch.device("cpu"), "fp32")
+    forward = [f for f, _ in differences]
+    assert forward[0] == 0 and forward[1] > 0 and forward[2] > 0  # the convolution is exact, BySlot not
+    assert differences[0][1] > 0  # and its gradient reaches the convolution's output
+    assert slot_differences(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()), 3, 8,
+                            torch.device("cpu"), "fp32") == [(0, 0), (0, 0)]

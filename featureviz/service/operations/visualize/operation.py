@@ -9,14 +9,16 @@ It owns its settings: the arithmetic (precision), the CPU's kernel, how many ima
 batch, the group shape, and the compute limit on `filters`."""
 import json
 import logging
+import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from ....model import pool_relu
 from ....optim import precision as arithmetic
-from ....pictures import grid_png, to_png
+from ....pictures import grid_png, rgb_bytes, threaded_png, to_png
 from ...answers import Result
 from ...metrics import Metric
-from ...refusals import Refusal
+from ...refusals import InternalError, Refusal
 from ...retry import each_alone_on_failure
 from ...settings import Setting, auto_or, positive_float, positive_int
 from ..base import Operation
@@ -58,6 +60,9 @@ class Visualize(Operation):
         self.filters_limit = FiltersLimit.for_device(device.type, max_filters, max_filters_work)
         # Built now (a second, once per machine) rather than in the first request.
         self.pool_kernel = device.type == "cpu" and pool_relu.kernel_available()
+        # On a GPU a group's PNGs are encoded by threads while the next group computes
+        # (docs/performance.md, "PNG encoding beside the GPU"); the CPU has no time to spare.
+        self.encoders = ThreadPoolExecutor(min(4, os.cpu_count() or 1)) if device.type == "cuda" else None
 
     def describe(self):
         return f"{self.precision}; C kernels: {'pool_relu' if self.pool_kernel else 'none'}"
@@ -89,17 +94,16 @@ class Visualize(Operation):
         for k, group in enumerate(groups):
             for request_id in {id(r) for single in group for r in listeners.get(single, [])}:
                 groups_of.setdefault(request_id, []).append(k)
+        made = {}  # single-image request -> PNG bytes (or their Future, being encoded) or Refusal
         for k, group in enumerate(groups):
-            made = each_alone_on_failure(
+            made.update(zip(group, each_alone_on_failure(
                 lambda some: self._pngs(some, channel, scale_events(channel, some, listeners, k, groups_of)),
-                group, self.memory_hint)
-            for single, png in zip(group, made):
-                if isinstance(png, Refusal):
-                    images[single] = png
-                    continue
-                images[single] = (png, False)
-                if self.cache:
-                    self.cache.put(keys[single], png)
+                group, self.memory_hint)))
+        for single, png in made.items():
+            png = _encoded(png)
+            images[single] = png if isinstance(png, Refusal) else (png, False)
+            if self.cache and not isinstance(png, Refusal):
+                self.cache.put(keys[single], png)
         return [self._result(request, [images[single] for single in request.singles(self.group_size)])
                 for request in requests]
 
@@ -118,6 +122,9 @@ class Visualize(Operation):
             for result in results:
                 channel.record(Metric("VisualizeFinalActivation", result.activation_final, "activation", "gauge",
                                       {"Layer": str(layer)}))
+        if self.encoders:
+            return [self.encoders.submit(threaded_png, rgb_bytes(result.image), self.png_text(single, result))
+                    for single, result in zip(group, results)]
         return [to_png(result.image, self.png_text(single, result)) for single, result in zip(group, results)]
 
     def png_text(self, request: VisualizeRequest, result) -> dict:
@@ -156,6 +163,17 @@ class Visualize(Operation):
             return Result(numbers, lambda text: zip_of(files), output="zip", cache=cache)
         labels = [f"filter {f}" for f in request.filters]
         return Result(numbers, lambda text: grid_png(labels, [png for png, _ in singles], text), cache=cache)
+
+
+def _encoded(png):
+    """PNG bytes, or the refusal of an image whose encoding failed."""
+    if not isinstance(png, Future):
+        return png
+    try:
+        return png.result()
+    except Exception as error:
+        logger.exception("a PNG could not be encoded")
+        return InternalError(f"the picture could not be encoded ({type(error).__name__})")
 
 
 def optimization_groups(requests: list[VisualizeRequest], max_images: int) -> list[list[VisualizeRequest]]:

@@ -10,3 +10,29 @@ def test_visualize_request_gets_gradients_under_inference_mode(engine):
         under = render_images(engine.features, [request], "fp32")[0]
     plain = render_images(engine.features, [request], "fp32")[0]
     assert torch.equal(under.image, plain.image) and under.activation_final > under.activation_start
+
+
+def test_pngs_encoded_by_threads_hold_the_same_pictures_and_text(engine, tmp_path):
+    """What a GPU worker does with a group's PNGs (featureviz.pictures.threaded_png), here on the CPU."""
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    from PIL import Image
+
+    from featureviz.service.channel import Channel
+    from tests.support.operations import operation_of
+
+    fields = {"layer": 7, "filters": [3, 5, 9], "size": 16, "upscaling_steps": 2, "opt_steps": 2, "output": "zip"}
+    pictures = {}
+    for threaded in (False, True):
+        visualize = operation_of(engine, "visualize", precision="fp32")
+        visualize.encoders = ThreadPoolExecutor(2) if threaded else None
+        result = visualize.run([visualize.parse(fields)], Channel())[0]
+        pictures[threaded] = result.picture({})
+    import zipfile
+    plain, threaded = (zipfile.ZipFile(io.BytesIO(z)) for z in (pictures[False], pictures[True]))
+    assert plain.namelist() == threaded.namelist() and len(plain.namelist()) == 3
+    for name in plain.namelist():
+        a, b = (Image.open(io.BytesIO(z.read(name))) for z in (plain, threaded))
+        assert np.array_equal(np.asarray(a), np.asarray(b)) and a.text == b.text
