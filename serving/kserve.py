@@ -11,6 +11,7 @@ build/kserve/ (a separate folder gives a separate server: the tests run one besi
 """
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -23,6 +24,12 @@ HOST = "127.0.0.1"
 
 def pid_file(state_dir: str) -> str:
     return os.path.join(state_dir, "predictor.pid")
+
+
+def unpacked_dir(state_dir: str) -> str:
+    """Where the predictor unzips its archives (the weights, half a GB each): removed by stop()
+    even where the predictor could not remove it itself."""
+    return os.path.join(state_dir, "archives")
 
 
 def grpc_ready(address: str) -> bool:
@@ -48,7 +55,8 @@ def start(archives: list[str], http_port: int = 8280, grpc_port: int = 8281, sta
     os.makedirs(state_dir, exist_ok=True)
     log = log or os.path.join(ROOT, "logs", "kserve.log")
     os.makedirs(os.path.dirname(log), exist_ok=True)
-    command = [sys.executable, "-m", "kserve_predictor", "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
+    command = [sys.executable, "-m", "kserve_predictor", "--http-port", str(http_port), "--grpc-port", str(grpc_port),
+               "--unpack-into", unpacked_dir(state_dir)]
     for archive in archives:
         command += ["--archive", archive]
     process = _spawn(command, log, env={**os.environ, **(environ or {}), "PYTHONPATH": ROOT})
@@ -77,6 +85,7 @@ def stop(state_dir: str = STATE_DIR):
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+    shutil.rmtree(unpacked_dir(state_dir), ignore_errors=True)
     os.remove(pid_file(state_dir))
 
 
