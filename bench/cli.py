@@ -16,6 +16,7 @@ SECTIONS = {  # name, which is also its module's: what it measures
     "slots": "which module makes an image depend on its neighbours or slot in a group of G",
     "drawing": "param fft against lucent's render_vis and the pixel default",
     "soak": "clients mixing every operation on make serve-cluster, one replica killed on the way",
+    "fronts": "activations over TorchServe's HTTP and over the KServe predictor's OIP gRPC, side by side",
 }
 
 
