@@ -1,9 +1,10 @@
 """The two fronts side by side: `activations` over TorchServe's HTTP (make serve) and over the Open
 Inference Protocol's gRPC on the KServe predictor (make serve-kserve), from one archive, on this
 machine in one run: each front gets --clients clients that send one request after another for
---seconds, one front after the other; the report is requests/s and the latency's p50 and p99.
+--seconds in all, in --slices turns that alternate between the fronts (the machine's speed drifts:
+both fronts see its drift alike); the report is requests/s and the latency's p50 and p99.
 
-    python -m bench fronts [--clients 4] [--seconds 60] [--size 224] [--layer 42]
+    python -m bench fronts [--clients 4] [--seconds 60] [--slices 6] [--size 224] [--layer 42]
 
 It starts both servers itself, from an archive with seeded random weights (the weights change no
 timing), on ports of their own and a temp dir, and stops them at the end; start it under the lock
@@ -85,7 +86,8 @@ def processor() -> str:
 def main(argv):
     parser = section_parser("fronts", __doc__)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--seconds", type=float, default=60, help="per front, in all")
+    parser.add_argument("--slices", type=int, default=6, help="turns per front, alternating")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--layer", type=int, default=42)
     parser.add_argument("--out", help="append the report to this file too")
@@ -110,14 +112,19 @@ def main(argv):
                       ("KServe predictor, OIP gRPC", lambda: oip_grpc_client(f"127.0.0.1:{KSERVE_PORTS[1]}", image,
                                                                                fields))]
             report.say(f"`activations` of a {args.size} px PNG at layer {args.layer}, {args.clients} clients for "
-                       f"{args.seconds:g} s per front, one front after the other; {processor()}, "
-                       f"{os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}\n")
+                       f"{args.seconds:g} s per front in {args.slices} alternating turns; {processor()}, "
+                       f"{os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}, load average before "
+                       f"{os.getloadavg()[0]:.2f}\n")
+            measured = {name: ([], 0.0) for name, _ in fronts}
+            for _ in range(args.slices):
+                for name, make_call in fronts:
+                    latencies, took = load(make_call, args.clients, args.seconds / args.slices)
+                    measured[name] = (measured[name][0] + latencies, measured[name][1] + took)
             table = report.table(["front", "requests", "requests/s", "p50 (s)", "p99 (s)"])
-            for name, make_call in fronts:
-                latencies, took = load(make_call, args.clients, args.seconds)
+            for name, (latencies, took) in measured.items():
                 table.row(name, len(latencies), f"{len(latencies) / took:.2f}", f"{percentile(latencies, 0.5):.3f}",
                           f"{percentile(latencies, 0.99):.3f}")
-            report.say()
+            report.say(f"\nload average after {os.getloadavg()[0]:.2f}\n")
         finally:
             kserve.stop(os.path.join(work, "kserve"))
             torchserve.stop(tmpdir)

@@ -2,15 +2,15 @@
 the operation as an input of its kind, and every output an answer carries (pictures, JSON and
 zips, as the service answers them) with its datatype and a shape that fits."""
 import pytest
-import torch
 
+from featureviz.service.answers import answer as answer_of
+from featureviz.service.channel import Channel
 from featureviz.service.operations import OPERATIONS
-from featureviz.service.service import Service
 from kserve_predictor import metadata
 from kserve_predictor.tensors import answer_outputs
 from tests.support import TINY
 from tests.support.images import photo
-from tests.support.operations import WEIGHTS
+from tests.support.operations import operation_of
 
 IMAGE = {"data": photo(32), "size": "32"}
 REQUESTS = {
@@ -28,22 +28,17 @@ REQUESTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def services(state_dict):
-    return {name: Service(name, state_dict, {**WEIGHTS, "classifier": True}, "1.0", torch.device("cpu"))
-            for name in OPERATIONS}
-
-
 def fits(shape, declared) -> bool:
     return len(shape) == len(declared) and all(d in (-1, s) for s, d in zip(shape, declared))
 
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
-def test_every_output_of_an_answer_is_declared_with_its_datatype_and_shape(services, operation):
-    service = services[operation]
+def test_every_output_of_an_answer_is_declared_with_its_datatype_and_shape(engine, operation):
     declared = {o["name"]: o for o in metadata.outputs(operation)}
     assert len(declared) == len(metadata.outputs(operation))  # no name twice
-    answers = service.run([service.parse(None, parts) for parts in REQUESTS[operation]]).answers
+    served = operation_of(engine, operation)
+    results = served.run([served.parse(fields) for fields in REQUESTS[operation]], Channel())
+    answers = [answer_of(result, served.provenance) for result in results]
     assert [a.status for a in answers] == [200] * len(answers)
     seen = set()
     for answer in answers:
