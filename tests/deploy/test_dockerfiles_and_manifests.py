@@ -91,7 +91,10 @@ def test_the_kserve_runtime_runs_our_image_with_the_configs_paths():
     assert c["args"][0] == "serve" and '"${1:-serve}" = serve' in entrypoint and 'exec torchserve --foreground' in entrypoint
     options = dict(arg.removeprefix("--").split("=", 1) for arg in c["args"][1:])
     assert options == {"model-store": "/mnt/models/model-store", "ts-config": "/mnt/models/config/config.properties"}
-    assert "env" not in c  # no TS_SERVICE_ENVELOPE: the handler reads KServe's v1 body itself
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert "TS_SERVICE_ENVELOPE" not in env  # the handler reads KServe's v1 body itself
+    pod_env = {e["name"]: e["value"] for e in container(deployment["spec"]["template"], "torchserve")["env"]}
+    assert env["FEATUREVIZ_PRECISION"] == pod_env["FEATUREVIZ_PRECISION"] == "tf32"  # named, as the GPU they ask for
     for store in ("v1", "v2"):
         props = torchserve.read_properties(os.path.join(ROOT, "deploy", "kserve", store, "config", "config.properties"))
         assert props["model_store"] == options["model-store"]
