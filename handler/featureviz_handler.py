@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 STREAM_NEXT = "ts_stream_next"  # TorchServe's header: "true" on a stream's parts but the last
 PHRASES = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error", 507: "Insufficient Storage"}
 # TorchServe 0.12 does not tell a handler whether a gRPC request came by Predictions or
-# StreamPredictions (docs/api.md, "gRPC streaming"), and a progress part sent to a unary
+# StreamPredictions (docs/api.md, "Streaming over gRPC"), and a progress part sent to a unary
 # Predictions call breaks that worker for good. So gRPC gets progress only where every client
 # sends `stream` by StreamPredictions.
 GRPC_STREAM = Setting("grpc_stream", False, boolean, "true or false")
