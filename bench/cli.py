@@ -17,6 +17,7 @@ SECTIONS = {  # name, which is also its module's: what it measures
     "drawing": "param fft against lucent's render_vis and the pixel default",
     "png": "does a PNG encoder let a second thread work (Pillow's, and the GPU worker's threaded one)",
     "soak": "clients mixing every operation on make serve-cluster, one replica killed on the way",
+    "memory": "each operation's worker in-process from its start, the soak's requests: resident memory, anonymous and file-backed",
 }
 
 
