@@ -4,8 +4,6 @@ import html
 import json
 import os
 
-from matplotlib.figure import Figure
-
 from scripts.gallery import examples_html, page
 
 STYLE = """<style>td, th { padding: 4px 6px; border-bottom: 1px solid #333; } th[data-sort] { cursor: pointer; }
@@ -22,16 +20,16 @@ document.querySelectorAll("th[data-sort]").forEach(th => th.addEventListener("cl
 
 
 def histogram(summary: dict, path: str):
+    from matplotlib.figure import Figure  # here: a run that stops early starts faster without it
     rows = summary["filters"]
     changes = [1 - r["activation_correlation"] for r in rows if r["activation_correlation"] is not None]
-    figure = Figure(figsize=(10, 3.2))
+    figure = Figure(figsize=(10, 3.2), layout="tight")
     left, right = figure.subplots(1, 2)
     left.hist(changes, bins=40, range=(0, 2), color="#4a90d9")
     left.set(xlabel="1 - correlation of the filter's mean activations over the images", ylabel="filters")
     right.hist([r["weight_distance"] for r in rows if r["weight_distance"] is not None], bins=40, color="#f90")
     right.set(xlabel="weight distance: ||W_a - W_b|| / ||W_a||", ylabel="filters")
     figure.suptitle(f"Layer {summary['layer']}: {len(rows)} filters, {len(rows) - len(changes)} constant on the images")
-    figure.tight_layout()
     figure.savefig(path, dpi=100)
 
 
@@ -40,7 +38,7 @@ def number(value, text: str | None = None, css: str = "") -> str:
     return f'<td class="{css}" data-v="{"" if value is None else repr(value)}">{shown}</td>'
 
 
-def row(rank: int, r: dict, thumbnails: dict) -> str:
+def row(rank: int, r: dict, thumbnail_of: dict) -> str:
     c, d, f = r["activation_correlation"], r["weight_distance"], r["filter"]
     same = d == 0 and c in (1.0, None)
     cells = [number(rank, str(rank)), number(f, str(f)), number(d), number(c),
@@ -48,12 +46,11 @@ def row(rank: int, r: dict, thumbnails: dict) -> str:
     cells += ["<td>not drawn</td>" if r[f"picture_{side}"] is None else
               f'<td><a href="{r[f"picture_{side}"]}"><img src="{r[f"picture_{side}"]}" width="128" height="128" '
               f'alt="{side}: filter {f}"></a></td>' for side in "ab"]
-    cells += [f"<td>{examples_html([(n, thumbnails[n]) for n in r[f'top_{side}']])}</td>" for side in "ab"]
+    cells += [f"<td>{examples_html([(n, thumbnail_of[n]) for n in r[f'top_{side}']])}</td>" for side in "ab"]
     return "<tr>" + "".join(cells) + "</tr>"
 
 
-def write_report(summary: dict, out: str, thumbnails: dict, fields: dict, unchanged: bool):
-    """thumbnails: each image's, relative to out."""
+def write_report(summary: dict, out: str, thumbnail_of: dict, fields: dict, unchanged: bool):
     histogram(summary, os.path.join(out, "histogram.png"))
     layer, rows = summary["layer"], summary["filters"]
     va, vb = (html.escape(summary[side]["model_version"]) for side in "ab")
@@ -74,7 +71,7 @@ def write_report(summary: dict, out: str, thumbnails: dict, fields: dict, unchan
             f"constant). Pictures of the {sum(r['picture_a'] is not None for r in rows)} most changed filters: "
             f"visualize {html.escape(json.dumps(fields))}.</p><table><thead><tr>"
             + "".join(f"<th{' data-sort' if i < 5 else ''}>{h}</th>" for i, h in enumerate(headings))
-            + "</tr></thead><tbody>" + "".join(row(i + 1, r, thumbnails) for i, r in enumerate(rows))
+            + "</tr></thead><tbody>" + "".join(row(i + 1, r, thumbnail_of) for i, r in enumerate(rows))
             + f"</tbody></table>{SORT}")
     with open(os.path.join(out, "index.html"), "w") as f:
         f.write(page(f"layer {layer}: {summary['a']['model_version']} against {summary['b']['model_version']}",
