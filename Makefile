@@ -96,9 +96,9 @@ gallery: venv
 # What changed between versions A and B at convolution LAYER, with the images of the folder IMAGES:
 # OUT/index.html and OUT/summary.json (docs/api.md, "Comparing two versions"). URL defaults to the
 # lone server's, KEY to key_file.json's (API_KEY through the cluster's gateway); DRAW holds the
-# visualize fields of the pictures, e.g. DRAW="size=32 upscaling_steps=4 opt_steps=6".
+# visualize fields of the pictures, e.g. DRAW="size=32 upscaling_steps=4 opt_steps=6". Not echoed: it holds the key.
 compare: venv
-	$(BIN)/python -m scripts.compare --url "$(or $(URL),http://127.0.0.1:8080)" --a "$(A)" --b "$(B)" \
+	@$(BIN)/python -m scripts.compare --url "$(or $(URL),http://127.0.0.1:8080)" --a "$(A)" --b "$(B)" \
 	  --layer "$(or $(LAYER),40)" --images "$(IMAGES)" --out "$(or $(OUT),compare)" \
 	  $(if $(or $(KEY),$(API_KEY)),--key "$(or $(KEY),$(API_KEY))") $(DRAW)
 

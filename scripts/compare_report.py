@@ -7,7 +7,8 @@ import os
 from scripts.gallery import examples_html, page
 
 STYLE = """<style>td, th { padding: 4px 6px; border-bottom: 1px solid #333; } th[data-sort] { cursor: pointer; }
-td[data-v] { text-align: right; } .same { color: #8c8; } .examples img { width: 40px; height: 40px; }</style>"""
+td[data-v] { text-align: right; } .same { color: #8c8; } .examples { white-space: nowrap; }
+.examples img { width: 40px; height: 40px; }</style>"""
 # A click sorts the rows by that column, a second the other way; nulls stay last.
 SORT = """<script>
 document.querySelectorAll("th[data-sort]").forEach(th => th.addEventListener("click", () => {

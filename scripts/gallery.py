@@ -41,7 +41,7 @@ pre { background: #222; padding: 0.8rem; white-space: pre-wrap; overflow-wrap: a
 .detail { display: flex; flex-wrap: wrap; gap: 1.5rem; align-items: flex-start; }
 .detail > div { flex: 1 1 24rem; min-width: 0; }
 .detail > img { max-width: 100%; }
-.examples img { display: inline-block; width: 96px; height: 96px; } .tile .examples img { width: 22px; height: 22px; }
+.examples img { width: 96px; height: 96px; object-fit: cover; } .tile .examples img { width: 22px; height: 22px; }
 """
 # Marks a picture that did not load, and says on the page how many did.
 CHECK_IMAGES = """
