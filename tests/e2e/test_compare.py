@@ -162,7 +162,7 @@ def test_the_figures_match_an_independent_forward_pass_and_the_report_opens(api,
                                                                            weights_b, tmp_path):
     out = tmp_path / "report"
     summary = summary_of(compare(api.inference, api.auth["Authorization"][7:], "1.0", version_b, LAYER, images,
-                                 out, "--draw", "4"), out)
+                                 out, "--draw", "4", "--url-b", api.inference + "/"), out)
     assert summary["layer"] == LAYER and summary["images"] == sorted(USED)
     assert (summary["a"]["model_version"], summary["b"]["model_version"]) == ("1.0", VERSION_B)
     assert summary["a"]["url"] == summary["b"]["url"] == api.inference
