@@ -2,6 +2,7 @@
 # make test-unit: the quick engine and handler tests (tests/unit, not slow): no root, no server, no install
 # make serve-ab [WEIGHTS_B=...] [AB_PERCENT=10]: versions 1.0 and 2.0 side by side, nginx on :8090
 # make serve-cluster WEIGHTS=... [REPLICAS=2] [API_KEY=...]: TorchServe replicas behind the API-key gateway on :8090 (gRPC :9070)
+# make compare A=1.0 B=2.0 LAYER=40 IMAGES=DIR [OUT=compare] [URL=...] [KEY=...] [DRAW="opt_steps=6 ..."]: what changed
 # make image [WEIGHTS=...]: the pod's images (docker or podman); make serve-image [API_KEY=...] [WEIGHTS=...]:
 #   the pod of deploy/k8s/ with podman, its gateway on the same addresses as serve-cluster (docs/deploy.md)
 PYTHON ?= python3
@@ -19,7 +20,7 @@ API_KEY ?=
 IMAGE ?= featureviz:1.0
 GATEWAY_IMAGE ?= featureviz-gateway:1.0
 
-.PHONY: venv archive named-weights serve serve-ab serve-cluster image serve-image kubectl nginx chromium compiler container-tools gallery gpu-check gpu-wheels stop test test-unit clean
+.PHONY: venv archive named-weights serve serve-ab serve-cluster image serve-image kubectl nginx chromium compiler container-tools gallery compare gpu-check gpu-wheels stop test test-unit clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -104,6 +105,15 @@ compiler:
 gallery: venv
 	$(BIN)/python -m scripts.gallery --layers $(or $(LAYERS),40) --filters $(or $(FILTERS),0-15) --out gallery \
 	  $(foreach field,$(DRAW),--field $(field))
+
+# What changed between versions A and B at convolution LAYER, with the images of the folder IMAGES:
+# OUT/index.html and OUT/summary.json (docs/api.md, "Comparing two versions"). URL defaults to the
+# lone server's, KEY to key_file.json's (API_KEY through the cluster's gateway); DRAW holds the
+# visualize fields of the pictures, e.g. DRAW="size=32 upscaling_steps=4 opt_steps=6". Not echoed: it holds the key.
+compare: venv
+	@$(BIN)/python -m scripts.compare --url "$(or $(URL),http://127.0.0.1:8080)" --a "$(A)" --b "$(B)" \
+	  --layer "$(or $(LAYER),40)" --images "$(IMAGES)" --out "$(or $(OUT),compare)" \
+	  $(if $(or $(KEY),$(API_KEY)),--key "$(or $(KEY),$(API_KEY))") $(DRAW)
 
 # On a machine with a CUDA GPU: one table of the peers, one filter and a whole layer served, groups
 # and the CUDA tests, under 8 minutes; results in gpu-check/ (docs/performance.md, "On a GPU: the
