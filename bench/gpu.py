@@ -5,7 +5,7 @@ a whole layer in groups of a fixed shape.
                         [--fidelity-layers 7 20 30 40] [--fidelity-filters 4] [--exact-sizes 2 4 8]
                         [--sweep 512]
                         [--sweep-precision tf32] [--group-sizes 8 16 32] [--group-budget 35]
-                        [--lucent DIR] [--out FILE]
+                        [--lucent] [--out FILE]
 
 Every section prints a Markdown table (and appends it to --out). The seed article's loop is
 bench.peers.seed_visualize, run with PyTorch's default cuDNN settings (TF32 convolutions, as the article's
@@ -170,13 +170,12 @@ def main(argv=None):
     parser.add_argument("--sweep-precision", default="tf32")
     parser.add_argument("--group-sizes", type=int, nargs="+", default=[8, 16, 32])
     parser.add_argument("--group-budget", type=float, default=35, help="seconds per precision and group shape")
-    parser.add_argument("--lucent", metavar="DIR", help="a folder where torch-lucent is installed")
+    parser.add_argument("--lucent", action="store_true",
+                        help="also lucent's render_vis (torch-lucent, which make venv installs)")
     parser.add_argument("--out")
     parser.add_argument("--device", default="cuda")
     args = parser.parse_args(argv)
     report = Report(args.out)
-    if args.lucent:
-        sys.path.insert(0, args.lucent)
     model = build_model(weights.resolve(args.weights).state_dict(), args.device)
     features = model.features
     props = torch.cuda.get_device_properties(0)

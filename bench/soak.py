@@ -2,7 +2,7 @@
 one replica's TorchServe killed and restarted on the way.
 
     make serve-cluster REPLICAS=2 WEIGHTS=random
-    python -m bench soak --clients 8 --minutes 10 --kill-at 3
+    python -m bench soak --clients 8 --minutes 30 --kill-at 3 --settled-at 10
     make stop
 
 Each client sends, one after another, a random mix of every operation over HTTP (visualize plain
@@ -10,8 +10,9 @@ and streamed, activations, deconv, saliency, gradcam, occlusion, layers, filters
 over gRPC (Predictions, and StreamPredictions with and without `stream`). At --kill-at minutes the
 TorchServe of replica --kill (its frontend and workers) is killed, then started again as
 serving/cluster.py starts it. The report: answers by status, latency p50/p99 by operation, each
-worker's resident memory at the start and the end, and the failures: those in flight on the
-killed replica when it died, and any other (which should be none).
+worker's resident memory at its start (the killed replica's new workers: once they are ready), at
+--settled-at minutes and at the end, and the failures: those in flight on the killed replica when
+it died, and any other (which should be none).
 """
 import io
 import json
@@ -170,8 +171,8 @@ def percentile(values, q):
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def report(soak: Soak, start: float, killed: float | None, ready_again: float | None, before: dict, after: dict,
-           replica: int, args) -> str:
+def report(soak: Soak, start: float, killed: float | None, ready_again: float | None, before: dict, settled: dict,
+           after: dict, replica: int, args) -> str:
     lines = [f"{args.clients} clients, {args.minutes:g} min, replica-{replica}'s TorchServe killed at "
              f"{(killed - start) / 60:.2f} min" + (f", ready again at {(ready_again - start) / 60:.2f} min"
                                                    if ready_again else ", not restarted")]
@@ -198,13 +199,16 @@ def report(soak: Soak, start: float, killed: float | None, ready_again: float | 
     lines.append(f"failures not in flight at the kill: {len(other)}"
                  + (" (" + ", ".join(f"{o.operation} {o.status} at {(o.started - start) / 60:.2f} min"
                                      for o in other[:20]) + ")" if other else ""))
-    lines.append("\nworker resident memory (a restarted replica's workers are new processes):\n")
+    lines.append("\nworker resident memory, from each worker's start (the killed replica's new workers: once "
+                 "ready):\n")
     rows = []
     for key in sorted(before):
-        (pid0, rss0), (pid1, rss1) = before[key], after.get(key, (None, None))
-        rows.append((f"replica-{key[0]}", key[1], f"{rss0 or 0:.0f}", f"{rss1 or 0:.0f}",
+        (pid0, rss0), (_, rss10), (pid1, rss1) = (found.get(key, (None, None)) for found in (before, settled, after))
+        rows.append((f"replica-{key[0]}", key[1], f"{rss0 or 0:.0f}", f"{rss10 or 0:.0f}", f"{rss1 or 0:.0f}",
+                     f"{(rss1 or 0) - (rss10 or 0):+.0f}", f"{(rss1 or 0) - (rss0 or 0):+.0f}",
                      "same process" if pid0 == pid1 else f"new process {pid1}"))
-    lines.append(markdown(["replica", "worker", "start (MB)", "end (MB)", "process"], rows))
+    lines.append(markdown(["replica", "worker", "start (MB)", f"at {args.settled_at:g} min (MB)", "end (MB)",
+                           f"since {args.settled_at:g} min", "since start", "process"], rows))
     return "\n".join(lines)
 
 
@@ -213,6 +217,7 @@ def main(argv=None):
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--kill-at", type=float, default=3, help="minutes")
+    parser.add_argument("--settled-at", type=float, default=10, help="minutes: the memory's middle measurement")
     parser.add_argument("--kill", type=int, default=1, help="the replica to kill")
     parser.add_argument("--replicas", type=int, default=int(os.environ.get("REPLICAS") or 2))
     parser.add_argument("--key-file", default=KEY_FILE)
@@ -233,10 +238,13 @@ def main(argv=None):
     print(f"killed replica-{args.kill} at {(killed - start) / 60:.2f} min", flush=True)
     ready_again = restart_replica(cluster, args.kill, os.path.join(ROOT, "model_store"), args.cache_dir)
     print(f"replica-{args.kill} ready again at {(ready_again - start) / 60:.2f} min", flush=True)
+    before.update({k: v for k, v in workers(cluster, args.replicas).items() if k[0] == args.kill})  # their start
+    time.sleep(max(0.0, start + args.settled_at * 60 - time.monotonic()))
+    settled = workers(cluster, args.replicas)
     for thread in threads:
         thread.join(timeout=max(0.0, until - time.monotonic()) + 900)
     after = workers(cluster, args.replicas)
-    print(report(soak, start, killed, ready_again, before, after, args.kill, args))
+    print(report(soak, start, killed, ready_again, before, settled, after, args.kill, args))
     print("killed replica's workers just before the kill, MB: "
           + ", ".join(f"{k[1]} {v[1]:.0f}" for k, v in sorted(replica_before.items()) if v[1] is not None))
 

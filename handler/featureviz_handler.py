@@ -15,8 +15,6 @@ from ts.torch_handler.base_handler import BaseHandler
 from ts.utils.util import PredictionException
 
 from featureviz.model.weights import load_state_dict
-from featureviz.service.operations import OPERATIONS
-from featureviz.service.refusals import BadRequest
 from featureviz.service.service import Service
 from featureviz.service.settings import Setting, Settings, boolean
 
@@ -24,7 +22,7 @@ logger = logging.getLogger(__name__)
 STREAM_NEXT = "ts_stream_next"  # TorchServe's header: "true" on a stream's parts but the last
 PHRASES = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error", 507: "Insufficient Storage"}
 # TorchServe 0.12 does not tell a handler whether a gRPC request came by Predictions or
-# StreamPredictions (docs/api.md, "gRPC streaming"), and a progress part sent to a unary
+# StreamPredictions (docs/api.md, "Streaming over gRPC"), and a progress part sent to a unary
 # Predictions call breaks that worker for good. So gRPC gets progress only where every client
 # sends `stream` by StreamPredictions.
 GRPC_STREAM = Setting("grpc_stream", False, boolean, "true or false")
@@ -34,19 +32,6 @@ def _body_and_parts(request: dict):
     """A JSON body comes decoded under `body`, any other body as bytes under `body`; form fields and
     gRPC inputs come as keys of their own."""
     return request.get("body"), {k: v for k, v in request.items() if k != "body"}
-
-
-def _as_json_by_default(request: dict):
-    """A request's body and named parts, with `output: json` where it names no output."""
-    body, parts = _body_and_parts(request)
-    if isinstance(body, dict) and "instances" in body and isinstance(body["instances"], list):
-        body = {**body, "instances": [{"output": "json", **i} if isinstance(i, dict) else i
-                                      for i in body["instances"]]}
-    elif isinstance(body, dict):
-        body = {"output": "json", **body}
-    else:
-        parts = {"output": b"json", **parts}
-    return body, parts
 
 
 class FeatureVizHandler(BaseHandler):
@@ -75,14 +60,8 @@ class FeatureVizHandler(BaseHandler):
 
     def explain_handle(self, data_preprocess, raw_data):
         """TorchServe's /explanations/{model} (and KServe v1's :explain, which it serves): the
-        attribution operations on the /predictions body, answered as JSON attributions (as
-        TorchServe's captum examples) unless the request sends `output: png`."""
-        if not self.service.operation.explains:
-            explained = ", ".join(name for name, operation in OPERATIONS.items() if operation.explains)
-            refusal = BadRequest("model", f"{self.service.operation.name} has no explanations; "
-                                          f"use /predictions, or one of {explained}")
-            return self.postprocess(self.inference([refusal] * len(raw_data)))
-        return self.postprocess(self.inference([self.service.parse(*_as_json_by_default(request))
+        attribution operations' answers as JSON unless a request sends `output: png`."""
+        return self.postprocess(self.inference([self.service.parse_explanation(*_body_and_parts(request))
                                                 for request in raw_data]))
 
     def _send_progress(self, idx, content_type, headers, data) -> bool:
@@ -113,6 +92,8 @@ class FeatureVizHandler(BaseHandler):
                 # on it and loses the worker; a unary Predictions call ignores the header. Not
                 # over HTTP: there it would make a plain answer a chunked one without its headers.
                 context.set_response_header(idx, STREAM_NEXT, "false")
+        if batch.restart:
+            self.service = self.service.rebuilt(batch.restart)
         lone = batch.answers[0]
         if len(batch.answers) == 1 and lone.status != 200 and self._over_grpc(0):
             # TorchServe's gRPC frontend ignores per-request statuses; only a batch-level error

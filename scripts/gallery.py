@@ -10,7 +10,8 @@ range or list, `output: zip`), or, where the server's compute limit refuses that
 alone (the server's result cache answers a request it has made before); and `activations` for the picture's profile at that layer (how much
 each channel of the layer responds to it), and keeps both beside the page: a run that stopped
 resumes where it was. Each tile shows the filter's picture, its number and the activation reached;
-a click opens the full image, the request that made it and its profile. Open gallery/index.html.
+a click opens the full image, the request that made it and its profile; with --images, the images
+of that folder the filter fires on most (its dataset examples). Open gallery/index.html.
 """
 import argparse
 import html
@@ -19,13 +20,12 @@ import json
 import os
 import sys
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 
-import requests
 from PIL import Image
 from tqdm import tqdm
 
-from scripts.http_client import Endpoint, fields_of
+from scripts import examples
+from scripts.http_client import Endpoint, Stop, fields_of
 from serving import ROOT
 from serving.client import inference_key
 
@@ -41,6 +41,7 @@ pre { background: #222; padding: 0.8rem; white-space: pre-wrap; overflow-wrap: a
 .detail { display: flex; flex-wrap: wrap; gap: 1.5rem; align-items: flex-start; }
 .detail > div { flex: 1 1 24rem; min-width: 0; }
 .detail > img { max-width: 100%; }
+.examples img { width: 96px; height: 96px; object-fit: cover; } .tile .examples img { width: 22px; height: 22px; }
 """
 # Marks a picture that did not load, and says on the page how many did.
 CHECK_IMAGES = """
@@ -95,13 +96,12 @@ def filters_field(filters: list[int]):
 def layer_pictures(endpoint: Endpoint, layer: int, filters: list[int], extra: dict) -> tuple[dict, str] | None:
     """All the pictures of `filters` in one request (filter -> PNG, and X-Cache), or None where
     the server refuses so many at once (its compute limit: a CPU's takes few)."""
-    response = requests.post(f"{endpoint.url}/predictions/visualize", headers=endpoint.headers,
-                             timeout=endpoint.timeout,
+    response = endpoint.post("visualize", f"layer {layer}'s pictures", True,
                              json={**extra, "layer": layer, "filters": filters_field(filters), "output": "zip"})
-    if response.status_code == 400 and response.json().get("field") == "filters":
-        return None
     if response.status_code != 200:
-        raise RuntimeError(f"visualize: HTTP {response.status_code}: {response.text[:300]}")
+        if response.json()["field"] == "filters":
+            return None
+        raise Stop(f"visualize: {response.json()['message']}")
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
         pngs = [archive.read(name) for name in archive.namelist()]
     return dict(zip(filters, pngs)), response.headers.get("X-Cache")
@@ -123,10 +123,8 @@ def make_tile(endpoint: Endpoint, out: str, layer: int, filter: int, extra: dict
         png, cache = made
     picture = Image.open(io.BytesIO(png))
     text, side = picture.text, picture.size[0]
-    if made is not None and "group" in text:  # optimized in a group: not the single request's image
-        request = requests_of(layer, filter, extra)[1]
-    elif made is not None:
-        request = requests_of(layer, filter, extra)[0]
+    if made is not None:  # optimized in a group, it is not the single request's image
+        request = requests_of(layer, filter, extra)[1 if "group" in text else 0]
     profile = endpoint.post("activations", files={"data": ("picture.png", png, "image/png")},
                             data={"layer": str(layer), "size": str(side)}).json()
     record = {"url": endpoint.url, "request": request, "activation": float(text["activation_final"]),
@@ -164,7 +162,13 @@ def page(title: str, body: str) -> str:
             f"<p id=\"status\">pictures loading</p></body></html>\n")
 
 
-def detail_page(record: dict) -> str:
+def examples_html(tops: list | None, prefix: str = "") -> str:
+    """A filter's dataset examples: (file name, thumbnail) pairs as pictures titled by the name."""
+    return "" if tops is None else '<span class="examples">' + "".join(
+        f'<img src="{prefix}{path}" alt="{html.escape(n)}" title="{html.escape(n)}">' for n, path in tops) + "</span>"
+
+
+def detail_page(record: dict, tops: list | None = None) -> str:
     request, layer, filter = record["request"], record["request"]["layer"], record["request"]["filter"]
     means = record["profile"]
     rank = sorted(range(len(means)), key=lambda i: -means[i]).index(filter) + 1
@@ -184,11 +188,12 @@ def detail_page(record: dict) -> str:
             f"<h2>Its activations profile at layer {layer}</h2>"
             f"<p>The mean of each of the layer's {len(means)} channels on this picture; filter {filter} in orange, "
             f"{means[filter]:.4g}, ranked {rank} of {len(means)}. Highest: {highest}.</p>"
-            f"{profile_svg(means, filter)}")
+            f"{profile_svg(means, filter)}"
+            + ("" if tops is None else f"<h2>The images it fires on most</h2><p>{examples_html(tops, '../')}</p>"))
     return page(f"layer {layer} filter {filter}", body)
 
 
-def index_page(records: dict) -> str:
+def index_page(records: dict, tops: dict, skipped: list) -> str:
     sections = []
     any_record = next(iter(records.values()))
     for layer in sorted({layer for layer, _ in records}):
@@ -199,21 +204,26 @@ def index_page(records: dict) -> str:
             name = tile_name(layer, filter)
             tiles.append(f'<a class="tile" href="{name}.html"><img src="{name}.png" alt="layer {layer} filter {filter}" '
                          f'width="150" height="150"><span><b>#{filter}</b><span>{record["activation"]:.3g}</span>'
-                         "</span></a>")
+                         f"</span>{examples_html(tops.get((l, filter)))}</a>")
         sections.append(f'<section id="layer{layer}"><h2>Layer {layer}</h2><div class="grid">{"".join(tiles)}</div>'
                         "</section>")
     weights = html.escape(any_record["text"].get("weights", "?"))
     urls = ", ".join(sorted({html.escape(r["url"]) for r in records.values()}))
     body = (f"<h1>Feature visualization: what each filter responds to most</h1>"
             f"<p>{len(records)} pictures from {urls}, weights: {weights}. "
-            "Under each picture: the filter and the mean activation its picture reaches.</p>" + "".join(sections))
+            "Under each picture: the filter and the mean activation its picture reaches"
+            + (", and the images it fires on most" if tops else "") + ".</p>"
+            + "".join(f"<p>skipped {html.escape(s['file'])}: {html.escape(s['reason'])}</p>" for s in skipped)
+            + "".join(sections))
     return page("featureviz gallery", body)
 
 
 def build(endpoint: Endpoint, out: str, layers: list[int], filters: list[int], extra: dict, parallel: int = 4,
-          progress=sys.stderr) -> dict:
+          progress=sys.stderr, images: str | None = None, top: int = 6) -> dict:
     """Every (layer, filter) tile, then the pages; returns the records by (layer, filter). The
     pictures of a layer come in one request where the server allows it."""
+    tops, skipped = examples.examples_of(endpoint, images, layers, filters, top, out, parallel, progress) \
+        if images else ({}, [])  # first: a folder with no image stops the run before any picture
     jobs = [(layer, f) for layer in layers for f in filters]
     made = {}  # (layer, filter) -> (PNG, X-Cache) from a layer request
     for layer in layers:
@@ -227,17 +237,14 @@ def build(endpoint: Endpoint, out: str, layers: list[int], filters: list[int], e
                 pngs, cache = answered
                 made.update({(layer, f): (png, cache) for f, png in pngs.items()})
     records = {}
-    with ThreadPoolExecutor(parallel) as pool, tqdm(total=len(jobs), unit="picture", file=progress) as bar:
-        futures = {pool.submit(make_tile, endpoint, out, layer, f, extra, made.get((layer, f))): (layer, f)
-                   for layer, f in jobs}
-        for future in futures:
-            records[futures[future]] = future.result()
-            bar.update(1)
+    with tqdm(total=len(jobs), unit="picture", file=progress) as bar:
+        examples.run_tasks([(lambda j=j: records.__setitem__(j, make_tile(endpoint, out, *j, extra, made.get(j))), 1)
+                            for j in jobs], parallel, bar)
     for (layer, f), record in records.items():
         with open(os.path.join(out, tile_name(layer, f) + ".html"), "w") as fh:
-            fh.write(detail_page(record))
+            fh.write(detail_page(record, tops.get((layer, f))))
     with open(os.path.join(out, "index.html"), "w") as fh:
-        fh.write(index_page(records))
+        fh.write(index_page(records, tops, skipped))
     return records
 
 
@@ -252,9 +259,15 @@ def main():
                         help="another visualize field for every picture (seed=3, opt_steps=10, ...)")
     parser.add_argument("--parallel", type=int, default=4, help="requests in flight (the server batches them)")
     parser.add_argument("--out", default="gallery")
+    parser.add_argument("--images", help="a folder of JPEG and PNG images: each filter's dataset examples")
+    parser.add_argument("--top", type=int, default=6, help="dataset examples per filter")
     args = parser.parse_args()
     key = inference_key(args.key_file) if os.path.exists(args.key_file) else None
-    build(Endpoint(args.url, key), args.out, args.layers, args.filters, fields_of(args.field), args.parallel)
+    try:
+        build(Endpoint(args.url, key), args.out, args.layers, args.filters, fields_of(args.field), args.parallel,
+              images=args.images, top=args.top)
+    except Stop as error:
+        sys.exit(f"error: {error}")
     print(os.path.abspath(os.path.join(args.out, "index.html")))
 
 

@@ -19,6 +19,13 @@ from serving.client import inference_key
 from serving.progress import StreamFailed, follow
 
 
+REFUSED = (400, 413, 507)  # the server's refusals of one request, naming the field (docs/api.md, "Status codes")
+
+
+class Stop(RuntimeError):
+    """A call that cannot succeed; the message says what was asked of which server, and why."""
+
+
 class Endpoint:
     """A featureviz server's inference address and key: POST to its models."""
 
@@ -26,12 +33,23 @@ class Endpoint:
         self.url, self.timeout = url.rstrip("/"), timeout
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
 
-    def post(self, model: str, **kw) -> requests.Response:
-        """requests.post's keywords (json, files, stream); any answer but 200 raises, with its text."""
-        response = requests.post(f"{self.url}/predictions/{model}", headers=self.headers, timeout=self.timeout, **kw)
-        if response.status_code != 200:
-            raise RuntimeError(f"{model}: HTTP {response.status_code}: {response.text[:300]}")
-        return response
+    def post(self, model: str, what: str | None = None, refusal_ok: bool = False, **kw) -> requests.Response:
+        """requests.post's keywords (json, files, stream): the 200 answer, or with `refusal_ok` a refusal
+        naming a field; anything else raises Stop, naming `what` was asked (the model), the server, the answer."""
+        try:
+            response = requests.post(f"{self.url}/predictions/{model}", headers=self.headers, timeout=self.timeout,
+                                     **kw)
+        except requests.ConnectionError as error:
+            raise Stop(f"cannot reach the server at {self.url} ({type(error).__name__}); is it running?") from None
+        try:
+            body = response.json() if response.status_code != 200 else {}
+        except ValueError:
+            body = {"message": response.text[:300]}
+        if response.status_code == 200 or refusal_ok and response.status_code in REFUSED and "field" in body:
+            return response
+        key = "; send its key with --key" if response.status_code in (401, 403) or "token" in str(body).lower() else ""
+        raise Stop(f"{what or model}: {self.url} answered HTTP {response.status_code}: "
+                   f"{body.get('message', body)}{key}")
 
 
 def fields_of(pairs) -> dict:

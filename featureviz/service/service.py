@@ -4,18 +4,20 @@ A model server hands each request over as a body and named parts; `parse` turns 
 operation's request or a refusal, `run` turns a batch of those into answers (status, content type,
 headers, bytes) and the metrics the batch produced. One request's failure never fails another's.
 """
+import gc
 import logging
 from dataclasses import dataclass
 
 import torch
 
-from ..model.network import Model
+from ..model.network import Model, read_in
 from .allocator import keep_freed_memory, release_freed_memory
 from .answers import Answer, answer
 from .cache import ResultCache
 from .channel import Channel
-from .fields import request_fields
+from .fields import json_by_default, request_fields
 from .instances import Instances, instance_fields, is_instances, of_instance, predictions
+from .memory import MEMORY_CEILING_MB, memory_bytes, memory_metrics, past_ceiling
 from .metrics import Metric
 from .operations import OPERATIONS
 from .provenance import Provenance
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 class Batch:
     answers: list[Answer]
     metrics: list[Metric]
+    restart: str | None = None  # why the worker should restart once these answers are sent
 
 
 class Service:
@@ -41,6 +44,7 @@ class Service:
         if operation not in OPERATIONS:
             raise ValueError(f"register this archive as one of {tuple(OPERATIONS)}, not {operation!r}")
         settings = settings or Settings()
+        self.made_with = (operation, state_dict, weights, version, device, settings)
         self.device = torch.device(device)
         self.provenance = Provenance(version, weights)
         self.model = Model(state_dict, self.device, self.provenance.has_classifier)
@@ -48,8 +52,27 @@ class Service:
         cache = ResultCache(settings[CACHE_DIR], max_bytes) if max_bytes > 0 else None
         self.operation = OPERATIONS[operation](self.model, self.provenance, cache)
         self.operation.configure(settings, self.device)
+        if self.operation.needs_classifier:
+            read_in(self.model.net)  # its memory from the start, not at its first request
         # On the CPU, large activations from reused heap memory rather than fresh pages every step.
         self.keeps_freed_memory = self.device.type == "cpu" and keep_freed_memory()
+        self.memory_ceiling_mb = settings[MEMORY_CEILING_MB]
+
+    def rebuilt(self, why: str) -> "Service":
+        """This service built again from its weights and settings, after this one is dropped and
+        its memory given back: a worker past its memory ceiling restarts its service in place, with
+        no request lost (TorchServe 0.12 fails the requests it was gathering for a worker whose
+        process ends; docs/reliability.md, "A worker's memory")."""
+        logger.warning("%s: %s restarts its service", why, self.operation.name)
+        made_with, self.model, self.operation = self.made_with, None, None
+        gc.collect()
+        release_freed_memory()
+        service = Service(*made_with)
+        still = past_ceiling(memory_bytes(), service.memory_ceiling_mb)
+        if still:
+            logger.error("%s after its service restarted: the memory is not the service's to give back; "
+                         "restart the worker", still)
+        return service
 
     def parse(self, body, parts: dict):
         """A request's body (a decoded JSON object, raw bytes or None) and named parts -> the
@@ -68,6 +91,16 @@ class Service:
         except Exception as error:
             logger.exception("%s: a request could not be parsed", self.operation.name)
             return InternalError(f"the request could not be read ({type(error).__name__}); see the worker's log")
+
+    def parse_explanation(self, body, parts: dict):
+        """An explanation request (TorchServe's /explanations, KServe's :explain): the attribution
+        operations' request, answered as JSON (the attributions) unless it names an output; any
+        other operation refuses it."""
+        if not self.operation.explains:
+            explained = ", ".join(name for name, operation in OPERATIONS.items() if operation.explains)
+            return BadRequest("model", f"{self.operation.name} has no explanations; use /predictions, or one of "
+                                       f"{explained}")
+        return self.parse(*json_by_default(body, parts))
 
     def _parse_instances(self, body: dict) -> Instances:
         parsed = []
@@ -119,7 +152,9 @@ class Service:
                 answers.append(streams.last_line(i, mine[0]))
             else:
                 answers.append(mine[0])
-        return Batch(answers, channel.metrics + [metric for a in each for metric in self._answer_metrics(a)])
+        memory = memory_bytes()
+        metrics = channel.metrics + [metric for a in each for metric in self._answer_metrics(a)]
+        return Batch(answers, metrics + memory_metrics(memory), past_ceiling(memory, self.memory_ceiling_mb))
 
     def _answer(self, outcome) -> Answer:
         try:

@@ -91,7 +91,10 @@ def test_the_kserve_runtime_runs_our_image_with_the_configs_paths():
     assert c["args"][0] == "serve" and '"${1:-serve}" = serve' in entrypoint and 'exec torchserve --foreground' in entrypoint
     options = dict(arg.removeprefix("--").split("=", 1) for arg in c["args"][1:])
     assert options == {"model-store": "/mnt/models/model-store", "ts-config": "/mnt/models/config/config.properties"}
-    assert "env" not in c  # no TS_SERVICE_ENVELOPE: the handler reads KServe's v1 body itself
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert "TS_SERVICE_ENVELOPE" not in env  # the handler reads KServe's v1 body itself
+    pod_env = {e["name"]: e["value"] for e in container(deployment["spec"]["template"], "torchserve")["env"]}
+    assert env["FEATUREVIZ_PRECISION"] == pod_env["FEATUREVIZ_PRECISION"] == "tf32"  # named, as the GPU they ask for
     for store in ("v1", "v2"):
         props = torchserve.read_properties(os.path.join(ROOT, "deploy", "kserve", store, "config", "config.properties"))
         assert props["model_store"] == options["model-store"]
@@ -254,8 +257,13 @@ def test_kserve_canary_serves_the_same_models_with_1_0_and_2_0():
     assert predictor["model"]["modelFormat"]["name"] == "pytorch"
     assert predictor["model"]["storageUri"].endswith("/v2")
     assert "--version 2.0 --name featureviz_v2" in makefile
+    configs = {store: torchserve.read_properties(os.path.join(ROOT, "deploy", "kserve", store, "config",
+                                                              "config.properties")) for store in ("v1", "v2")}
+    # 2.0's config is 1.0's, the tested one (tests/deploy/test_kserve.py), but for its snapshot's version.
+    assert {k: v for k, v in configs["v2"].items() if k != "model_snapshot"} == \
+        {k: v for k, v in configs["v1"].items() if k != "model_snapshot"}
     for store, version, archive in (("v1", "1.0", "featureviz.mar"), ("v2", "2.0", "featureviz_v2.mar")):
-        props = torchserve.read_properties(os.path.join(ROOT, "deploy", "kserve", store, "config", "config.properties"))
+        props = configs[store]
         assert props["model_store"] == "/mnt/models/model-store"
         assert int(props["grpc_inference_port"]) == 7070 and props["metrics_address"].endswith(":8082")
         snapshot = json.loads(props["model_snapshot"])

@@ -1,8 +1,9 @@
-"""deploy/kserve/v1/config/config.properties as our KServe runtime starts it (with
-TS_SERVICE_ENVELOPE=kserve in the environment, as deploy/kserve/runtime.yaml sets it), on loopback:
-the paths go to a temp model store and the ports to free ones, nothing else changes. Then, without a
-token, the management API for each model of the snapshot, and v1 predictions on the routes KServe
-calls (tests/deploy/test_container.py runs the same config in the image, as the runtime starts it)."""
+"""deploy/kserve/v1/config/config.properties as the KServe runtime (deploy/kserve/runtime.yaml) starts
+it, on loopback: the paths go to a temp model store and the ports to free ones, nothing else changes;
+no environment is added (the runtime sets none, and no service envelope: the handler reads KServe's
+v1 bodies itself). Then, without a token, the management API that the runtime's readiness probe reads,
+for each model of the snapshot, and v1 predictions on the routes KServe calls
+(tests/deploy/test_container.py runs the same config in the image, as the runtime starts it)."""
 import base64
 import json
 import os
@@ -31,7 +32,7 @@ def kserve(served, tmp_path_factory):
     props = torchserve.read_properties(str(work / "config.properties"))
     try:
         torchserve.launch(str(work / "config.properties"), workdir=str(work), model_store=props["model_store"],
-                          tmpdir=str(tmpdir), environ={"TS_SERVICE_ENVELOPE": "kserve"})
+                          tmpdir=str(tmpdir))
         torchserve.wait_ready(props, str(work), torchserve.registered_models(props), 600)
         yield props
     finally:
@@ -46,7 +47,7 @@ def test_the_config_turns_token_auth_and_environment_configuration_off():
     assert props["management_address"].startswith("http://127.0.0.1:")
 
 
-def test_the_wrappers_readiness_call_answers_for_every_model_without_a_token(kserve):
+def test_the_management_api_the_readiness_probe_reads_answers_for_every_model_without_a_token(kserve):
     models = json.loads(kserve["model_snapshot"])["models"]
     assert len(models) == 8
     for name in models:

@@ -1,8 +1,8 @@
 """The manifests against the schemas a cluster checks them with, offline: `kubectl kustomize
-deploy/` through kubernetes-validate --strict for Kubernetes 1.30 and 1.33, and the KServe and Istio
-objects against their CustomResourceDefinitions (../shared/schemas/ beside the repository, and
-tests/deploy/schemas/ for KServe's ServingRuntime), refusing fields the schemas do not name. Each check is
-shown to fail on a manifest with one field misspelled."""
+deploy/` (`make kubectl`'s kubectl, as `make serve-image` renders it) through kubernetes-validate --strict
+for Kubernetes 1.30 and 1.33, and the KServe and Istio objects against their CustomResourceDefinitions in
+tests/deploy/schemas/ (its README names each file's source), refusing fields the schemas do not name.
+Each check is shown to fail on a manifest with one field misspelled."""
 import copy
 import functools
 import os
@@ -13,28 +13,24 @@ import jsonschema
 import pytest
 import yaml
 
+from serving import pod
 from tests.support import ROOT
 
 pytestmark = pytest.mark.deploy
 
-# CI keeps a copy of shared/ beside the clone; FEATUREVIZ_SCHEMAS points elsewhere (a worktree).
-SCHEMAS = os.environ.get("FEATUREVIZ_SCHEMAS") or os.path.join(os.path.dirname(ROOT), "shared", "schemas")
-VENDORED = os.path.join(ROOT, "tests", "deploy", "schemas")
+SCHEMAS = os.path.join(ROOT, "tests", "deploy", "schemas")
 KUBERNETES = ["1.30.0", "1.33.0"]
 CRD_FILES = {"InferenceService": os.path.join(SCHEMAS, "kserve-inferenceservices-crd.yaml"),
-             "ServingRuntime": os.path.join(VENDORED, "kserve-servingruntimes-crd.yaml"),
-             "RequestAuthentication": os.path.join(SCHEMAS, "istio-crd-all.yaml"),
-             "AuthorizationPolicy": os.path.join(SCHEMAS, "istio-crd-all.yaml")}
+             "ServingRuntime": os.path.join(SCHEMAS, "kserve-servingruntimes-crd.yaml"),
+             "RequestAuthentication": os.path.join(SCHEMAS, "istio-security-crds.yaml"),
+             "AuthorizationPolicy": os.path.join(SCHEMAS, "istio-security-crds.yaml")}
 KSERVE_FILES = ["kserve/inferenceservice.yaml", "kserve/runtime.yaml", "kserve/auth.yaml",
                 "kserve/inferenceservice-predictor.yaml", "kserve/predictor-runtime.yaml"]
 
 
 @pytest.fixture(scope="module")
 def rendered():
-    done = subprocess.run(["kubectl", "kustomize", os.path.join(ROOT, "deploy")], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    return pod.render()
 
 
 def kubernetes_validate(docs, path, version):
@@ -115,11 +111,6 @@ def kserve_docs():
         with open(os.path.join(ROOT, "deploy", name)) as f:
             docs += [doc for doc in yaml.safe_load_all(f) if doc]
     return docs
-
-
-def test_the_shared_schemas_are_beside_the_repository():
-    for path in CRD_FILES.values():
-        assert os.path.exists(path), f"{path}: CI keeps a copy of shared/ beside the clone"
 
 
 @pytest.mark.parametrize("doc", kserve_docs(), ids=lambda doc: doc["kind"])

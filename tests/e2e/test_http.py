@@ -215,8 +215,12 @@ def test_metrics_are_scraped_in_prometheus_format(api, served):
         return [(labels, float(value)) for labels, value in pattern.findall(text)]
 
     for name in ("VisualizeDuration", "VisualizeOptimizationSteps", "VisualizeFinalActivation",
-                 "VisualizeCacheHits", "VisualizeCacheMisses", "RequestErrors"):
+                 "VisualizeCacheHits", "VisualizeCacheMisses", "RequestErrors", "WorkerResidentMemoryBytes",
+                 "WorkerAnonymousMemoryBytes"):
         assert samples(name), f"{name} not in /metrics"
+    resident = {labels: value for labels, value in samples("WorkerResidentMemoryBytes")}
+    assert any('ModelName="visualize"' in labels for labels in resident)  # each worker's, by its model
+    assert all(200 * 2**20 < value < 8 * 2**30 for value in resident.values())
     assert all('ModelName="visualize"' in labels for labels, _ in samples("VisualizeDuration"))
     assert sum(value for _, value in samples("VisualizeCacheHits")) >= 1
     errors = samples("RequestErrors")

@@ -137,10 +137,11 @@ def test_an_explicit_choice_never_falls_back(fetched, monkeypatch, capsys, tmp_p
 def test_the_default_is_auto_and_builds_what_it_chose(fetched, monkeypatch, capsys):
     built = []
     monkeypatch.delenv("WEIGHTS", raising=False)
+    monkeypatch.delenv("FEATUREVIZ_PRECISION", raising=False)
     monkeypatch.setattr(archive, "build", lambda *args, **kwargs: built.append(args))
     monkeypatch.setattr(sys, "argv", ["serving", "archive", "--export-path", "store"])
     serving_main()
-    assert built == [("random", "1.0", "store", "featureviz")]
+    assert built == [("random", "1.0", "store", "featureviz", "auto")]  # the precision decided at the build
     assert "WEIGHTS=auto chose random" in capsys.readouterr().out
     assert "WEIGHTS ?= auto" in open(os.path.join(ROOT, "Makefile")).read()
 
