@@ -9,6 +9,7 @@ TorchServe handler (handler/), from the same archive.
     tensors.py   OIP tensors -> the service's fields; answers -> output tensors
     metadata.py  each model's inputs and outputs, with datatypes and shapes
     batches.py   TorchServe's batching (batchSize, maxBatchDelay), one batch at a time per model
+    jobs.py      a batch of requests run by one Service (read, parse, run, respond; the memory ceiling)
     archives.py  a .mar unzipped as TorchServe does: weights, version, model-config.yaml
     server.py    KServe's server as this needs it (one host, versions, binary REST, errors)
 

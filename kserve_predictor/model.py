@@ -9,14 +9,13 @@ import torch
 from kserve import InferOutput, InferRequest, InferResponse, Model
 from kserve.errors import InferenceError, InvalidInput
 
-from featureviz.service.instances import is_instances
-from featureviz.service.operations import OPERATIONS
-from featureviz.service.refusals import BadRequest, InternalError
+from featureviz.service.refusals import BadRequest
 from featureviz.service.service import Service
 from featureviz.service.settings import Settings
 
 from . import metadata, tensors
 from .batches import Batches
+from .jobs import instances, run_jobs
 
 logger = logging.getLogger(__name__)
 VERSION_HEADER = "x-featureviz-model-version"  # a versioned REST path's version (server.ModelVersionPaths)
@@ -27,17 +26,17 @@ class OperationModel(Model):
 
     def __init__(self, name: str, archives: list, device: torch.device):
         super().__init__(name, return_response_headers=True)
-        self.explains = OPERATIONS[name].explains
         self.default_version = archives[0].version
-        self.batches = {}
+        self.services, self.batches = {}, {}
         for archive in archives:
-            service = Service(name, archive.state_dict, archive.weights, archive.version, device,
-                              Settings(archive.config.get("handler", {})))
-            self.batches[archive.version] = Batches(
-                lambda jobs, service=service: run_jobs(service, jobs), int(archive.config.get("batchSize", 1)),
-                int(archive.config.get("maxBatchDelay", 0)) / 1000, f"{name}-{archive.version}")
-            logger.info("%s %s ready on %s with %s weights: %s", name, archive.version, device,
-                        archive.weights["source"], service.operation.describe())
+            version = archive.version
+            self.services[version] = Service(name, archive.state_dict, archive.weights, version, device,
+                                             Settings(archive.config.get("handler", {})))
+            self.batches[version] = Batches(lambda jobs, version=version: run_jobs(self.services, version, jobs),
+                                            int(archive.config.get("batchSize", 1)),
+                                            int(archive.config.get("maxBatchDelay", 0)) / 1000, f"{name}-{version}")
+            logger.info("%s %s ready on %s with %s weights: %s", name, version, device, archive.weights["source"],
+                        self.services[version].operation.describe())
         self.ready = True
 
     def get_input_types(self):
@@ -50,20 +49,17 @@ class OperationModel(Model):
         version = self._version(payload, headers)
         if isinstance(payload, InferRequest):
             job = (lambda: (None, tensors.request_fields(payload.inputs)),
-                   lambda answer: v2_response(self.name, payload, version, answer))
+                   lambda answer: v2_response(self.name, payload, version, answer), False)
         else:  # v1: {"instances": [...]}
-            job = (lambda: (instances(payload), {}), json_response)
+            job = (lambda: (instances(payload), {}), json_response, False)
         headers_out, response = await self.batches[version].submit(job)
         response_headers.update(headers_out)
         return response
 
     async def explain(self, payload, headers=None):
         """KServe's v1 :explain, as TorchServe's /explanations: the attribution operations' JSON
-        (unless an instance sends `output: png`)."""
-        if not self.explains:
-            explained = ", ".join(name for name, operation in OPERATIONS.items() if operation.explains)
-            raise InvalidInput(f"model: {self.name} has no explanations; use :predict, or one of {explained}")
-        job = (lambda: (as_json_by_default(instances(payload)), {}), json_response)
+        (unless an instance sends `output: png`); the other operations refuse it."""
+        job = (lambda: (instances(payload), {}), json_response, True)
         return (await self.batches[self._version(payload, headers)].submit(job))[1]
 
     def _version(self, payload, headers) -> str:
@@ -72,47 +68,6 @@ class OperationModel(Model):
         if version and version not in self.batches:
             raise InvalidInput(f"model_version: {version!r} is not served; versions: {', '.join(self.batches)}")
         return version or self.default_version
-
-
-def run_jobs(service: Service, jobs: list) -> list:
-    """A batch of jobs, (read, respond), in the batch's thread: each request read and parsed, all
-    run by the service together, each answer made the response: (headers, response) or the
-    exception that answers it."""
-    parsed = []
-    for read, _ in jobs:
-        try:
-            parsed.append(refuse_stream(service.parse(*read())))
-        except BadRequest as refusal:
-            parsed.append(refusal)
-        except Exception as error:
-            logger.exception("%s: a request could not be read", service.operation.name)
-            parsed.append(InternalError(f"the request could not be read ({type(error).__name__})"))
-    outcomes = []
-    for (_, respond), answer in zip(jobs, service.run(parsed).answers):
-        try:
-            outcomes.append((answer.headers, respond(answer)))
-        except Exception as error:
-            outcomes.append(error)
-    return outcomes
-
-
-def refuse_stream(request):
-    """A parsed request, or the refusal of one that asks to stream: the protocol answers once."""
-    if getattr(request, "stream", False):
-        return BadRequest("stream", "the Open Inference Protocol answers once; send stream false (or no stream)")
-    return request
-
-
-def instances(payload):
-    if not is_instances(payload):
-        raise BadRequest("instances", "KServe's v1 protocol sends {\"instances\": [{fields}, ...]}")
-    return payload
-
-
-def as_json_by_default(body: dict) -> dict:
-    if not isinstance(body["instances"], list):
-        return body  # the service refuses it, naming instances
-    return {**body, "instances": [{"output": "json", **i} if isinstance(i, dict) else i for i in body["instances"]]}
 
 
 def check(answer):

@@ -19,7 +19,8 @@ def main():
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (archive, torchserve, kserve, ab, cluster, image, pod, hed_weights, grpc_stubs):
         module.add_commands(commands)
-    commands.add_parser("stop", help="stop the pod, the A/B proxy, the cluster, TorchServe and the KServe predictor").set_defaults(
+    commands.add_parser("stop", help="stop the pod, the A/B proxy, the cluster, TorchServe and the KServe "
+                                     "predictor").set_defaults(
         run=stop_everything)
     commands.add_parser("java", help="print a JAVA_HOME with Java 17+").set_defaults(
         run=lambda args: print(java.java_home()))

@@ -46,7 +46,8 @@ def test_every_operation_answers_what_torchserve_answers(api, clients, operation
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 def test_a_whole_layer_as_a_zip_is_torchserves(api, clients, transport):
-    assert_torchserves_answer(torchserve(api, "visualize", LAYER_ZIP), infer(clients, transport, "visualize", LAYER_ZIP))
+    assert_torchserves_answer(torchserve(api, "visualize", LAYER_ZIP),
+                              infer(clients, transport, "visualize", LAYER_ZIP))
 
 
 def test_integers_and_floats_of_either_width_are_the_same_fields(clients):
@@ -149,7 +150,8 @@ def test_the_event_loop_answers_while_a_batch_runs(clients, kserve_predictor):
     """A request that takes seconds runs in its model's thread: REST and gRPC health checks answer
     meanwhile, many times over."""
     slow = {"layer": 30, "filter": 1, "size": 32, "upscaling_steps": 5, "opt_steps": 8, "seed": 7}
-    body = {"inputs": [{"name": name, "shape": [1], "datatype": "INT64", "data": [value]} for name, value in slow.items()]}
+    body = {"inputs": [{"name": name, "shape": [1], "datatype": "INT64", "data": [value]}
+                       for name, value in slow.items()]}
     url = f"http://{kserve_predictor['http']}/v2/models/visualize/infer"
     answers = []
     worker = threading.Thread(target=lambda: answers.append(requests.post(url, json=body, timeout=300)))

@@ -39,7 +39,8 @@ def outputs(response) -> dict:
     for output in response.outputs:
         array = output.as_numpy()
         if output.datatype == "BYTES":
-            data = [base64.b64encode(v if isinstance(v, bytes) else str(v).encode()).decode() for v in array.reshape(-1)]
+            data = [base64.b64encode(v if isinstance(v, bytes) else str(v).encode()).decode()
+                    for v in array.reshape(-1)]
         else:
             data = array.tolist()
         found[output.name] = {"datatype": output.datatype, "shape": list(output.shape), "data": data}
@@ -69,7 +70,8 @@ async def main():
     http, grpc_address = sys.argv[1:3]
     calls = json.load(sys.stdin)
     results = [await one(call, http, grpc_address) for call in calls]
-    json.dump(results, sys.stdout, default=lambda value: value.tolist() if isinstance(value, np.ndarray) else str(value))
+    json.dump(results, sys.stdout,
+              default=lambda value: value.tolist() if isinstance(value, np.ndarray) else str(value))
 
 
 if __name__ == "__main__":

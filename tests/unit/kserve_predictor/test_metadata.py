@@ -22,7 +22,8 @@ REQUESTS = {
     "deconv": [{**IMAGE, "layer": "7"}, {**IMAGE, "layer": "7", "output": "json"}],
     "saliency": [IMAGE, {**IMAGE, "method": "integrated_gradients", "steps": "2", "output": "json"}],
     "gradcam": [IMAGE, {**IMAGE, "output": "json"}],
-    "occlusion": [{**IMAGE, "window": "16", "stride": "16"}, {**IMAGE, "window": "16", "stride": "16", "output": "json"}],
+    "occlusion": [{**IMAGE, "window": "16", "stride": "16"},
+                  {**IMAGE, "window": "16", "stride": "16", "output": "json"}],
     "layers": [{"size": "32"}, {"size": "32", "output": "json"}],
     "filters": [{"layer": "0"}, {"layer": "3", "filter": "1", "output": "json"}],
 }

@@ -50,7 +50,8 @@ def test_fp32_fields_give_torchserves_request_and_cache_key(engine):
                for k, v in sent.items()]
     over_oip = visualize.parse(fields_of(*tensors))
     assert over_oip == visualize.parse(sent)
-    assert over_oip.cache_key(**visualize.cache_context()) == visualize.parse(sent).cache_key(**visualize.cache_context())
+    context = visualize.cache_context()
+    assert over_oip.cache_key(**context) == visualize.parse(sent).cache_key(**context)
 
 
 def test_the_image_comes_as_encoded_bytes_or_as_pixels(engine):
