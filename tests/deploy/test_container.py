@@ -303,8 +303,9 @@ def kserve_predictor(images, served_pod):
     podman("rm", "--force", "--ignore", name)
     http, grpc_port = KSERVE_PREDICTOR_PORTS
     try:
+        env = [arg for e in c.get("env", []) for arg in ("-e", f"{e['name']}={e['value']}")]
         podman("run", "-d", "--name", name, "--user", str(c["securityContext"]["runAsUser"]), "--read-only",
-               "--read-only-tmpfs=false", "--security-opt", "no-new-privileges", "--cap-drop", "ALL",
+               "--read-only-tmpfs=false", "--security-opt", "no-new-privileges", "--cap-drop", "ALL", *env,
                "-v", f"{storage}:/mnt/models:ro", "-p", f"127.0.0.1:{http}:8080", "-p", f"127.0.0.1:{grpc_port}:8081",
                IMAGE, *c["args"])
         probe = f"http://127.0.0.1:{http}{c['readinessProbe']['httpGet']['path']}"
@@ -325,6 +326,7 @@ def kserve_predictor(images, served_pod):
 
 
 def test_the_kserve_predictor_answers_the_engines_pixels_over_rest_and_grpc(kserve_predictor, handlers):
+    """The pixels: the runtime names tf32, which on a CPU is fp32's arithmetic under another name."""
     import numpy as np
     import tritonclient.grpc as tgrpc
     import tritonclient.http as thttp

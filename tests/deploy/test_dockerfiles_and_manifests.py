@@ -128,6 +128,8 @@ def test_the_kserve_predictors_runtime_runs_our_image_as_kserve_on_8080_and_8081
     assert c["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": int(options["http-port"])}
     assert runtime["spec"]["annotations"]["prometheus.kserve.io/port"] == options["http-port"]
     assert c["securityContext"]["runAsUser"] == 1000 and c["securityContext"]["runAsNonRoot"] is True
+    torchserves = manifests("kserve/runtime.yaml")["ServingRuntime"]["spec"]["containers"][0]["env"]
+    assert c["env"] == torchserves  # the same arithmetic as the TorchServe runtime's
 
 
 def kustomization():
