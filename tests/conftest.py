@@ -90,6 +90,26 @@ def served(tmp_path_factory):
         torchserve.stop(str(tmpdir))
 
 
+# The KServe predictor (kserve_predictor/) over the suite's archive, on ports of its own.
+KSERVE_PORTS = {"http": 18280, "grpc": 18281}
+
+
+@pytest.fixture(scope="session")
+def kserve_predictor(served, tmp_path_factory):
+    """One predictor per session, from the suite's TorchServe archive (the same weights), with a
+    result cache of its own: an image equal to TorchServe's is computed, not read back."""
+    from serving import kserve
+    work = tmp_path_factory.mktemp("kserve")
+    try:
+        pid = kserve.start([str(served["store"] / "featureviz.mar")], KSERVE_PORTS["http"], KSERVE_PORTS["grpc"],
+                           state_dir=str(work), log=str(work / "kserve.log"),
+                           environ={"FEATUREVIZ_CACHE_DIR": str(work / "cache")}, timeout=600)
+        yield {"http": f"127.0.0.1:{KSERVE_PORTS['http']}", "grpc": f"127.0.0.1:{KSERVE_PORTS['grpc']}", "pid": pid,
+               "log": work / "kserve.log"}
+    finally:
+        kserve.stop(str(work))
+
+
 @pytest.fixture(scope="session")
 def api(served):
     class Api:

@@ -1,4 +1,6 @@
-"""Uploaded images: decoded safely, then resized and cropped to the square the network sees."""
+"""Uploaded images: decoded safely, then resized and cropped to the square the network sees. An
+image comes as JPEG or PNG bytes, or as decoded pixels: a (H, W, 3) uint8 array (an Open Inference
+Protocol UINT8 tensor), checked against the same limits from its shape."""
 import io
 
 import numpy as np
@@ -21,11 +23,14 @@ def parse_upload(fields: dict, specs: list[Field]) -> tuple[dict, torch.Tensor]:
     if IMAGE_FIELD not in fields:
         raise BadRequest("data", "missing; send a JPEG or PNG image as the request body or as the field 'data'")
     data = fields[IMAGE_FIELD]
-    if not isinstance(data, (bytes, bytearray)):
+    if not isinstance(data, (bytes, bytearray, np.ndarray)):
         raise BadRequest("data", "expected JPEG or PNG bytes (the request body or the field 'data'), got JSON")
     values = parse_fields(fields, specs, ignore=(IMAGE_FIELD,))
     try:
-        image = decode_image(bytes(data), values["size"])
+        if isinstance(data, np.ndarray):
+            image = image_of_pixels(data, values["size"])
+        else:
+            image = decode_image(bytes(data), values["size"])
     except ImageError as error:
         raise BadRequest("data", str(error), error.status) from None
     return values, center_square(image, values["size"])
@@ -51,7 +56,28 @@ def decode_image(data: bytes, size: int | None = None) -> Image.Image:
         raise ImageError("not a JPEG or PNG image") from None
     if image.format not in ("JPEG", "PNG"):
         raise ImageError(f"{image.format} images are not accepted; send JPEG or PNG")
-    width, height = image.size
+    check_dimensions(*image.size, size)
+    try:
+        return image.convert("RGB")
+    except Exception:
+        raise ImageError("the image is truncated or corrupt") from None
+
+
+def image_of_pixels(pixels: np.ndarray, size: int | None = None) -> Image.Image:
+    """Decoded pixels, a (H, W, 3) uint8 array -> RGB PIL image, refused as decode_image refuses an
+    image of that width and height."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ImageError(f"pixels must be uint8 of shape (H, W, 3), got {pixels.dtype} of shape {list(pixels.shape)}")
+    height, width = pixels.shape[:2]
+    if not width or not height:
+        raise ImageError(f"image of {width}x{height} pixels is empty")
+    check_dimensions(width, height, size)
+    return Image.fromarray(np.ascontiguousarray(pixels))
+
+
+def check_dimensions(width: int, height: int, size: int | None):
+    """Refuses an image too large to decode (413) and, given center_square's `size`, one whose
+    resized size would pass MAX_RESIZED_PIXELS."""
     if width * height > MAX_DECODE_PIXELS:
         raise ImageError(
             f"image of {width}x{height} pixels is too large; at most {MAX_DECODE_PIXELS} pixels",
@@ -59,10 +85,6 @@ def decode_image(data: bytes, size: int | None = None) -> Image.Image:
         )
     if size is not None:
         check_resized(width, height, size)
-    try:
-        return image.convert("RGB")
-    except Exception:
-        raise ImageError("the image is truncated or corrupt") from None
 
 
 def resized_size(width: int, height: int, size: int) -> tuple[int, int]:

@@ -1,8 +1,10 @@
 """The images, built as `make image` builds them (WEIGHTS=random; the engine's layer cache makes a
 second build take seconds), and run with podman: the image itself, the pod of deploy/k8s/ as
 `make serve-image` runs it (serving/pod.py, on other loopback ports), and the image as our KServe
-runtime (deploy/kserve/runtime.yaml) starts it. Real containers; every wait is bounded."""
+runtime (deploy/kserve/runtime.yaml) starts it, and as the KServe predictor's runtime
+(deploy/kserve/predictor-runtime.yaml) starts it. Real containers; every wait is bounded."""
 import base64
+import io
 import json
 import os
 import subprocess
@@ -31,6 +33,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 PORTS = {8090: 18490, 9070: 19470, 9082: 19482}  # the gateway's, on 127.0.0.1
 HTTP, GRPC = f"http://127.0.0.1:{PORTS[8090]}", f"127.0.0.1:{PORTS[9070]}"
 KSERVE_PORT = 18480
+KSERVE_PREDICTOR_PORTS = (18481, 18482)  # its REST and gRPC
 MODELS = ["visualize", "activations"]  # of the eight: what the tests call, in less memory
 POD = "featureviz-test"
 TORCHSERVE = f"{POD}-torchserve"
@@ -282,3 +285,66 @@ def test_kserve_v1_activations_and_a_bad_instance(kserve, handlers):
     bad = {"instances": [{"layer": 7, "filter": 3, **TINY}, {"layer": 7, "filter": 9999}]}
     response = requests.post(f"{kserve.url}/v1/models/visualize:predict", json=bad, timeout=300)
     assert response.status_code == 400 and "instances[1].filter" in response.text, response.text
+
+
+@pytest.fixture(scope="module")
+def kserve_predictor(images, served_pod):
+    """The image as deploy/kserve/predictor-runtime.yaml starts it (`kserve`: KServe's model server),
+    the storage URI's model-store/ on /mnt/models with the image's own archive, on a read-only root."""
+    served_pod.pod.stop()  # one server at a time in this machine's memory
+    podman("rm", "--force", "--ignore", f"{POD}-kserve")
+    with open(os.path.join(ROOT, "deploy", "kserve", "predictor-runtime.yaml")) as f:
+        (c,) = yaml.safe_load(f)["spec"]["containers"]
+    storage = tempfile.mkdtemp(prefix="featureviz-kserve-predictor-")
+    os.makedirs(os.path.join(storage, "model-store"))
+    copy_archive(os.path.join(storage, "model-store"))
+    os.chmod(storage, 0o755)
+    name = f"{POD}-kserve-predictor"
+    podman("rm", "--force", "--ignore", name)
+    http, grpc_port = KSERVE_PREDICTOR_PORTS
+    try:
+        env = [arg for e in c.get("env", []) for arg in ("-e", f"{e['name']}={e['value']}")]
+        podman("run", "-d", "--name", name, "--user", str(c["securityContext"]["runAsUser"]), "--read-only",
+               "--read-only-tmpfs=false", "--security-opt", "no-new-privileges", "--cap-drop", "ALL", *env,
+               "-v", f"{storage}:/mnt/models:ro", "-p", f"127.0.0.1:{http}:8080", "-p", f"127.0.0.1:{grpc_port}:8081",
+               IMAGE, *c["args"])
+        probe = f"http://127.0.0.1:{http}{c['readinessProbe']['httpGet']['path']}"
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            assert podman("inspect", "--format", "{{.State.Running}}", name).stdout.strip() == "true", \
+                podman("logs", name).stdout[-3000:]
+            try:
+                if requests.get(probe, timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(2)
+        yield SimpleNamespace(name=name, http=f"127.0.0.1:{http}", grpc=f"127.0.0.1:{grpc_port}")
+    finally:
+        podman("rm", "--force", "--ignore", name)
+        subprocess.run(["rm", "-rf", storage])
+
+
+def test_the_kserve_predictor_answers_the_engines_pixels_over_rest_and_grpc(kserve_predictor, handlers):
+    """The pixels: the runtime names tf32, which on a CPU is fp32's arithmetic under another name."""
+    import numpy as np
+    import tritonclient.grpc as tgrpc
+    import tritonclient.http as thttp
+    from PIL import Image
+    fields = {"layer": 7, "filter": 13, **TINY}
+    expected = np.asarray(Image.open(io.BytesIO(lone_png(handlers["visualize"], fields))).convert("RGB"))
+    for module, address in ((thttp, kserve_predictor.http), (tgrpc, kserve_predictor.grpc)):
+        client = module.InferenceServerClient(address)
+        assert client.is_server_ready() and client.is_model_ready("visualize")
+        inputs = []
+        for name, value in fields.items():
+            tensor = module.InferInput(name, [1], "INT64")
+            tensor.set_data_from_numpy(np.array([value], np.int64))
+            inputs.append(tensor)
+        assert np.array_equal(client.infer("visualize", inputs).as_numpy("image"), expected), module.__name__
+
+
+def test_the_kserve_predictor_runs_as_1000_on_a_read_only_root(kserve_predictor):
+    assert podman("exec", kserve_predictor.name, "id", "-u").stdout.strip() == "1000"
+    written = podman("exec", kserve_predictor.name, "touch", "/usr/local/featureviz/x", check=False)
+    assert written.returncode != 0 and "Read-only file system" in written.stderr

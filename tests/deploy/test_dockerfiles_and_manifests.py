@@ -104,6 +104,34 @@ def test_the_kserve_runtime_runs_our_image_with_the_configs_paths():
     assert probe[probe.index("--config") + 1] == options["ts-config"] and "--once" in probe
 
 
+def test_the_kserve_predictors_runtime_runs_our_image_as_kserve_on_8080_and_8081():
+    runtime = manifests("kserve/predictor-runtime.yaml")["ServingRuntime"]
+    service = manifests("kserve/inferenceservice-predictor.yaml")["InferenceService"]
+    deployment = manifests("k8s/featureviz.yaml")["Deployment"]
+    model = service["spec"]["predictor"]["model"]
+    assert model["runtime"] == runtime["metadata"]["name"] != manifests("kserve/runtime.yaml")["ServingRuntime"][
+        "metadata"]["name"]
+    assert set(runtime["spec"]["protocolVersions"]) == {"v1", "v2", "grpc-v2"}
+    assert model["protocolVersion"] in runtime["spec"]["protocolVersions"]
+    assert {"name": "pytorch", "version": "1", "autoSelect": False} in runtime["spec"]["supportedModelFormats"]
+    # the same name as TorchServe's InferenceService: auth.yaml's policies select either
+    assert service["metadata"]["name"] == manifests("kserve/inferenceservice.yaml")["InferenceService"]["metadata"]["name"]
+    assert model["storageUri"].endswith("/v1")  # model-store/featureviz.mar, version 1.0
+    (c,) = runtime["spec"]["containers"]
+    assert c["name"] == "kserve-container"
+    assert c["image"] == container(deployment["spec"]["template"], "torchserve")["image"]
+    entrypoint = open(os.path.join(ROOT, "deploy", "image", "entrypoint.sh")).read()
+    assert c["args"][0] == "kserve" and '"$1" = kserve' in entrypoint and "python -m kserve_predictor" in entrypoint
+    options = dict(arg.removeprefix("--").split("=", 1) for arg in c["args"][1:])
+    assert options == {"archive": "/mnt/models/model-store", "host": "0.0.0.0", "http-port": "8080", "grpc-port": "8081"}
+    assert [p["containerPort"] for p in c["ports"]] == [int(options["http-port"])]
+    assert c["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": int(options["http-port"])}
+    assert runtime["spec"]["annotations"]["prometheus.kserve.io/port"] == options["http-port"]
+    assert c["securityContext"]["runAsUser"] == 1000 and c["securityContext"]["runAsNonRoot"] is True
+    torchserves = manifests("kserve/runtime.yaml")["ServingRuntime"]["spec"]["containers"][0]["env"]
+    assert c["env"] == torchserves  # the same arithmetic as the TorchServe runtime's
+
+
 def kustomization():
     with open(os.path.join(ROOT, "deploy", "kustomization.yaml")) as f:
         return yaml.safe_load(f)

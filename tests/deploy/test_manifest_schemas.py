@@ -24,7 +24,8 @@ CRD_FILES = {"InferenceService": os.path.join(SCHEMAS, "kserve-inferenceservices
              "ServingRuntime": os.path.join(SCHEMAS, "kserve-servingruntimes-crd.yaml"),
              "RequestAuthentication": os.path.join(SCHEMAS, "istio-security-crds.yaml"),
              "AuthorizationPolicy": os.path.join(SCHEMAS, "istio-security-crds.yaml")}
-KSERVE_FILES = ["kserve/inferenceservice.yaml", "kserve/runtime.yaml", "kserve/auth.yaml"]
+KSERVE_FILES = ["kserve/inferenceservice.yaml", "kserve/runtime.yaml", "kserve/auth.yaml",
+                "kserve/inferenceservice-predictor.yaml", "kserve/predictor-runtime.yaml"]
 
 
 @pytest.fixture(scope="module")

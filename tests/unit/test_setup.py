@@ -155,3 +155,21 @@ def test_a_cluster_names_its_weights():
     # serve-cluster checks before it builds or starts anything (-n: print the commands, run none)
     plan = subprocess.run(["make", "-n", "serve-cluster"], cwd=ROOT, env=env, capture_output=True, text=True).stdout
     assert plan.index('test "auto" != auto') < plan.index("serving archive") < plan.index("serving cluster start")
+
+
+def test_grpc_stubs_made_by_another_grpcio_tools_are_made_again(tmp_path, monkeypatch):
+    """Generated code checks the protobuf runtime it runs on: stubs of another grpcio-tools (a pin
+    changed) may not import, so load() makes them again."""
+    from serving import grpc_stubs
+    monkeypatch.setattr(grpc_stubs, "OUT", str(tmp_path))
+    grpc_stubs.generate(str(tmp_path))
+    assert grpc_stubs.current(str(tmp_path))
+    (tmp_path / grpc_stubs.GENERATOR).write_text("grpcio-tools 0.0.1")
+    (tmp_path / "management_pb2.py").write_text("raise ImportError('stale stubs')\n")
+    assert not grpc_stubs.current(str(tmp_path))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "management_pb2", raising=False)
+    monkeypatch.delitem(sys.modules, "management_pb2_grpc", raising=False)
+    messages, stubs = grpc_stubs.load("management")
+    assert grpc_stubs.current(str(tmp_path)) and messages.__file__ == str(tmp_path / "management_pb2.py")
+    assert hasattr(stubs, "ManagementAPIsServiceStub")
