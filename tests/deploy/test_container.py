@@ -101,13 +101,29 @@ def copy_archive(folder):
     return os.path.join(folder, "featureviz.mar")
 
 
+def pod_precision() -> str:
+    """The arithmetic the pod's manifest names for its TorchServe (and the KServe runtimes name alike)."""
+    with open(os.path.join(ROOT, "deploy", "k8s", "featureviz.yaml")) as f:
+        deployment = next(d for d in yaml.safe_load_all(f) if d and d["kind"] == "Deployment")
+    (torchserve,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "torchserve"]
+    return next(e["value"] for e in torchserve["env"] if e["name"] == "FEATUREVIZ_PRECISION")
+
+
 @pytest.fixture(scope="module")
 def handlers(images, tmp_path_factory):
-    """The engine in this process, behind the handler, on the image's archive unpacked here."""
+    """The engine in this process, behind the handler, on the image's archive unpacked here, in the
+    arithmetic the pod names (tf32: on a CPU, fp32's arithmetic under another name)."""
     model_dir = tmp_path_factory.mktemp("archive")
     with zipfile.ZipFile(copy_archive(str(model_dir))) as archive:
         archive.extractall(model_dir)
-    return {name: make_handler(name, str(model_dir)) for name in MODELS}
+    named, os.environ["FEATUREVIZ_PRECISION"] = os.environ.get("FEATUREVIZ_PRECISION"), pod_precision()
+    try:
+        return {name: make_handler(name, str(model_dir)) for name in MODELS}
+    finally:
+        if named is None:
+            del os.environ["FEATUREVIZ_PRECISION"]
+        else:
+            os.environ["FEATUREVIZ_PRECISION"] = named
 
 
 def ping():
