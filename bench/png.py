@@ -1,8 +1,7 @@
-"""Does a PNG encoder let a second thread work? A visualize picture (408 px, seed 0's noise after a
-blur, as rendered) encoded N times on one thread and on two: Pillow's encoder
-(featureviz.pictures.to_png), and featureviz.pictures.threaded_png (numpy and zlib), which a GPU
-worker uses to encode a group's PNGs while the next group computes (docs/performance.md, "PNG
-encoding beside the GPU"). Two threads as fast as one means the encoder holds Python's lock.
+"""Does Pillow's PNG encoder let a second thread work? A visualize-sized picture (408 px, seed 0's
+noise upscaled and blurred) encoded N times on one thread and on two (featureviz.pictures.to_png,
+what a GPU worker's threads run while the next group computes: docs/performance.md, "PNG encoding
+beside the GPU"). Two threads as fast as one would mean the encoder holds Python's lock.
 
     python -m bench png [--images 24] [--side 408]
 """
@@ -11,7 +10,7 @@ import threading
 import torch
 
 from featureviz.optim.param.pixel import box_blur, start_noise, upscale
-from featureviz.pictures import rgb_bytes, threaded_png, to_png
+from featureviz.pictures import to_png
 
 from .cli import section_parser
 from .drawing import cpu_name
@@ -35,10 +34,8 @@ def main(argv=None):
     parser.add_argument("--side", type=int, default=408)
     args = parser.parse_args(argv)
     picture = box_blur(upscale(start_noise(56, 0), args.side), 5).clamp(0, 1)
-    pixels = rgb_bytes(picture)
     text = {"layer": 40, "filter": 3, "activation_final": "0.5"}
-    encoders = {"Pillow (to_png)": lambda: to_png(picture, text), "numpy and zlib (threaded_png)":
-                lambda: threaded_png(pixels, text)}
+    encoders = {"Pillow (to_png)": lambda: to_png(picture, text)}
     report = Report()
     report.say(f"{cpu_name()}, {torch.get_num_threads()} torch threads, {args.images} pictures of {args.side} px\n")
     table = report.table(["encoder", "ms a picture, one thread", "two threads / one thread (speed)", "bytes"])

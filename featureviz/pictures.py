@@ -2,8 +2,6 @@
 reconstructions, kernel grids, tables."""
 import io
 import math
-import struct
-import zlib
 
 import numpy as np
 import torch
@@ -93,30 +91,6 @@ def rgb_bytes(img: torch.Tensor) -> np.ndarray:
 def to_png(img: torch.Tensor, text: dict | None = None) -> bytes:
     """(3, H, W) in [0, 1] -> RGB PNG bytes, with optional tEXt entries."""
     return encode_png(Image.fromarray(rgb_bytes(img), "RGB"), text)
-
-
-def threaded_png(pixels: np.ndarray, text: dict | None = None) -> bytes:
-    """An RGB PNG of (H, W, 3) uint8 pixels, written with numpy and zlib, which let go of Python's
-    lock while they work, where Pillow's PNG encoder holds it: threads encode these beside the
-    main thread (docs/performance.md, "PNG encoding beside the GPU"). Each row filtered by "sub",
-    zlib level 6, text as tEXt (iTXt where not Latin-1): other bytes than Pillow's, the same picture."""
-    h, w, _ = pixels.shape
-    rows = pixels.reshape(h, w * 3)
-    sub = rows.copy()
-    sub[:, 3:] -= rows[:, :-3]  # uint8: modulo 256, as PNG's filter
-    filtered = np.concatenate([np.ones((h, 1), np.uint8), sub], axis=1)  # filter type 1 on every row
-    chunks = [_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))]
-    for key, value in (text or {}).items():
-        try:
-            chunks.append(_chunk(b"tEXt", key.encode("latin-1") + b"\0" + str(value).encode("latin-1")))
-        except UnicodeEncodeError:
-            chunks.append(_chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + str(value).encode("utf-8")))
-    chunks += [_chunk(b"IDAT", zlib.compress(filtered.tobytes(), 6)), _chunk(b"IEND", b"")]
-    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def grid_png(labels: list, pngs: list[bytes], text: dict | None = None) -> bytes:

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from ....model import pool_relu
 from ....optim import precision as arithmetic
-from ....pictures import grid_png, rgb_bytes, threaded_png, to_png
+from ....pictures import grid_png, to_png
 from ...answers import Result
 from ...metrics import Metric
 from ...refusals import InternalError, Refusal
@@ -60,8 +60,9 @@ class Visualize(Operation):
         self.filters_limit = FiltersLimit.for_device(device.type, max_filters, max_filters_work)
         # Built now (a second, once per machine) rather than in the first request.
         self.pool_kernel = device.type == "cpu" and pool_relu.kernel_available()
-        # On a GPU a group's PNGs are encoded by threads while the next group computes
-        # (docs/performance.md, "PNG encoding beside the GPU"); the CPU has no time to spare.
+        # On a GPU a group's PNGs are encoded by threads while the next group computes: Pillow lets
+        # go of Python's lock as it compresses (docs/performance.md, "PNG encoding beside the GPU");
+        # the CPU has no time to spare.
         self.encoders = ThreadPoolExecutor(min(4, os.cpu_count() or 1)) if device.type == "cuda" else None
 
     def describe(self):
@@ -122,10 +123,8 @@ class Visualize(Operation):
             for result in results:
                 channel.record(Metric("VisualizeFinalActivation", result.activation_final, "activation", "gauge",
                                       {"Layer": str(layer)}))
-        if self.encoders:
-            return [self.encoders.submit(threaded_png, rgb_bytes(result.image), self.png_text(single, result))
-                    for single, result in zip(group, results)]
-        return [to_png(result.image, self.png_text(single, result)) for single, result in zip(group, results)]
+        encode = self.encoders.submit if self.encoders else lambda f, *args: f(*args)
+        return [encode(to_png, result.image, self.png_text(single, result)) for single, result in zip(group, results)]
 
     def png_text(self, request: VisualizeRequest, result) -> dict:
         """A single image's PNG text: its request, what it reached, and what made it (the group

@@ -12,12 +12,11 @@ def test_visualize_request_gets_gradients_under_inference_mode(engine):
     assert torch.equal(under.image, plain.image) and under.activation_final > under.activation_start
 
 
-def test_pngs_encoded_by_threads_hold_the_same_pictures_and_text(engine, tmp_path):
-    """What a GPU worker does with a group's PNGs (featureviz.pictures.threaded_png), here on the CPU."""
+def test_pngs_encoded_by_threads_are_the_same_bytes(engine, tmp_path):
+    """What a GPU worker does with a group's PNGs (its encoders), here on the CPU."""
     import io
     from concurrent.futures import ThreadPoolExecutor
 
-    import numpy as np
     from PIL import Image
 
     from featureviz.service.channel import Channel
@@ -34,5 +33,5 @@ def test_pngs_encoded_by_threads_hold_the_same_pictures_and_text(engine, tmp_pat
     plain, threaded = (zipfile.ZipFile(io.BytesIO(z)) for z in (pictures[False], pictures[True]))
     assert plain.namelist() == threaded.namelist() and len(plain.namelist()) == 3
     for name in plain.namelist():
-        a, b = (Image.open(io.BytesIO(z.read(name))) for z in (plain, threaded))
-        assert np.array_equal(np.asarray(a), np.asarray(b)) and a.text == b.text
+        assert plain.read(name) == threaded.read(name)
+        assert Image.open(io.BytesIO(plain.read(name))).text["filter"] in ("3", "5", "9")
