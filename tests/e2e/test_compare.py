@@ -151,7 +151,7 @@ def requests_served(served) -> dict:
     """TorchServe's count of inference requests, by model name (all versions)."""
     text = requests.get(f"{served['props']['metrics_address']}/metrics", timeout=10).text
     counts = {}
-    for labels, value in re.findall(r"^ts_inference_requests_total\{(.*)\} ([0-9.e+]+)$", text, re.M):
+    for labels, value in re.findall(r"^ts_inference_requests_total\{(.*)\} ([0-9.eE+-]+)$", text, re.M):
         name = re.search(r'model_name="([^"]+)"', labels).group(1)
         counts[name] = counts.get(name, 0) + float(value)
     return counts

@@ -77,7 +77,7 @@ def test_filters_answer_a_grid_and_fill_the_cache_for_each_filter(api):
 
 def metric_total(served, name):
     text = requests.get(f"{served['props']['metrics_address']}/metrics", timeout=10).text
-    return sum(float(value) for value in re.findall(rf"^{name}\{{.*\}} ([0-9.e+-]+)$", text, re.M))
+    return sum(float(value) for value in re.findall(rf"^{name}\{{.*\}} ([0-9.eE+-]+)$", text, re.M))
 
 
 def test_filters_are_optimized_together_and_each_is_the_image_the_engine_makes_alone(api, served, features):
@@ -211,7 +211,7 @@ def test_metrics_are_scraped_in_prometheus_format(api, served):
     text = metrics.text
 
     def samples(name):
-        pattern = re.compile(rf"^{name}\{{(.*)\}} ([0-9.e+-]+)$", re.M)
+        pattern = re.compile(rf"^{name}\{{(.*)\}} ([0-9.eE+-]+)$", re.M)
         return [(labels, float(value)) for labels, value in pattern.findall(text)]
 
     for name in ("VisualizeDuration", "VisualizeOptimizationSteps", "VisualizeFinalActivation",
