@@ -44,6 +44,10 @@ def server_env(tmpdir: str | None = None) -> dict:
     env["PATH"] = os.path.join(env["JAVA_HOME"], "bin") + os.pathsep + BIN + os.pathsep + env.get("PATH", "")
     if tmpdir:
         env["TMPDIR"] = tmpdir
+    # Java reads no TMPDIR: without this the frontend unpacks every model's archive into the system
+    # temp dir, where stop() would not find it and a killed server's copies would stay.
+    unpack_into = f"-Djava.io.tmpdir={tmpdir or tempfile.gettempdir()}"
+    env["JAVA_TOOL_OPTIONS"] = " ".join(filter(None, [os.environ.get("JAVA_TOOL_OPTIONS"), unpack_into]))
     return env
 
 

@@ -9,6 +9,9 @@
 set -e
 if [ "${1:-serve}" = serve ]; then
   [ $# -gt 0 ] && shift
+  # The pod's /tmp outlives a restarted container: the copies of the archive the last TorchServe
+  # unpacked there (one per model) would add up, restart after restart.
+  rm -rf /tmp/models
   exec torchserve --foreground --ncs \
     --ts-config /home/model-server/config.properties --model-store /home/model-server/model-store "$@"
 fi

@@ -232,6 +232,8 @@ def test_killed_torchserve_gets_a_json_503_then_the_pod_restarts_it(served_pod):
     assert ping().status_code == 200
     again = requests.post(f"{HTTP}/predictions/visualize", json=fields, headers=AUTH, timeout=120)
     assert again.status_code == 200 and again.headers["Content-Type"] == "image/png"
+    unpacked = podman("exec", TORCHSERVE, "ls", "/tmp/models").stdout.split()
+    assert len(unpacked) == len(MODELS)  # the pod's /tmp kept the killed server's, the entrypoint removed them
 
 
 @pytest.fixture(scope="module")

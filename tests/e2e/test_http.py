@@ -27,6 +27,7 @@ from tests.support.images import png
 
 pytestmark = pytest.mark.e2e
 
+
 def test_addresses_are_torchserve_defaults_on_loopback():
     props = torchserve.read_properties(os.path.join(ROOT, "config.properties"))
     assert props["inference_address"] == "http://127.0.0.1:8080"
@@ -35,6 +36,21 @@ def test_addresses_are_torchserve_defaults_on_loopback():
     assert (props["grpc_inference_port"], props["grpc_management_port"]) == ("7070", "7071")
     assert torchserve.registered_models(props) == ["visualize", "activations", "deconv", "saliency", "gradcam",
                                                "occlusion", "layers", "filters"]
+
+
+def test_torchserve_unpacks_each_archive_into_the_temp_dir_it_was_given(served):
+    unpacked = sorted((served["work"] / "tmp" / "models").iterdir())
+    assert len(unpacked) >= len(torchserve.registered_models(served["props"]))
+    assert all((directory / "featureviz_handler.py").is_file() for directory in unpacked)
+
+
+def test_stop_removes_the_archives_a_killed_server_left_unpacked(tmp_path):
+    left, foreign = tmp_path / "models" / "8d1c0f", tmp_path / "models" / "not-ours"
+    left.mkdir(parents=True)
+    (left / "featureviz_handler.py").write_text("")
+    foreign.mkdir()
+    torchserve.stop(str(tmp_path), quiet=True)  # no server runs with this temp dir
+    assert not left.exists() and foreign.is_dir()
 
 
 def test_visualize_returns_the_same_png_for_the_same_request(api):
