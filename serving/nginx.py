@@ -33,7 +33,11 @@ def start(conf_text: str, prefix: str):
     conf = os.path.join(prefix, "nginx.conf")
     with open(conf, "w") as f:
         f.write(conf_text)
-    subprocess.run([binary(), "-p", prefix, "-c", conf], check=True, stdin=subprocess.DEVNULL,
+    # Started by root, nginx hands its workers to `nobody`, who may not reach the prefix (a checkout
+    # under /root, a 0700 temp folder) and then fails every body or answer it must buffer to a file.
+    # Its workers here are the user's own, as the other local servers are.
+    as_starter = ["-g", "user root;"] if os.geteuid() == 0 else []
+    subprocess.run([binary(), "-p", prefix, "-c", conf, *as_starter], check=True, stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL)
 
 
