@@ -257,7 +257,7 @@ def kserve(images, served_pod):
     with open(os.path.join(storage, "config", "config.properties"), "w") as f:
         f.write("\n".join(lines) + "\n")
     name = f"{POD}-kserve"
-    podman("rm", "--force", "--ignore", name)
+    podman("rm", "--force", "--ignore", "--volumes", name)
     copy_archive(os.path.join(storage, "model-store"))
     os.chmod(storage, 0o755)
     env = [arg for e in c.get("env", []) for arg in ("-e", f"{e['name']}={e['value']}")]
@@ -274,7 +274,7 @@ def kserve(images, served_pod):
             time.sleep(2)
         yield SimpleNamespace(url=f"http://127.0.0.1:{KSERVE_PORT}", ready=ready, container=c)
     finally:
-        podman("rm", "--force", "--ignore", name)
+        podman("rm", "--force", "--ignore", "--volumes", name)
         subprocess.run(["rm", "-rf", storage])
 
 
@@ -310,7 +310,7 @@ def kserve_predictor(images, served_pod):
     """The image as deploy/kserve/predictor-runtime.yaml starts it (`kserve`: KServe's model server),
     the storage URI's model-store/ on /mnt/models with the image's own archive, on a read-only root."""
     served_pod.pod.stop()  # one server at a time in this machine's memory
-    podman("rm", "--force", "--ignore", f"{POD}-kserve")
+    podman("rm", "--force", "--ignore", "--volumes", f"{POD}-kserve")
     with open(os.path.join(ROOT, "deploy", "kserve", "predictor-runtime.yaml")) as f:
         (c,) = yaml.safe_load(f)["spec"]["containers"]
     storage = tempfile.mkdtemp(prefix="featureviz-kserve-predictor-")
@@ -318,7 +318,7 @@ def kserve_predictor(images, served_pod):
     copy_archive(os.path.join(storage, "model-store"))
     os.chmod(storage, 0o755)
     name = f"{POD}-kserve-predictor"
-    podman("rm", "--force", "--ignore", name)
+    podman("rm", "--force", "--ignore", "--volumes", name)
     http, grpc_port = KSERVE_PREDICTOR_PORTS
     try:
         env = [arg for e in c.get("env", []) for arg in ("-e", f"{e['name']}={e['value']}")]
@@ -339,7 +339,7 @@ def kserve_predictor(images, served_pod):
             time.sleep(2)
         yield SimpleNamespace(name=name, http=f"127.0.0.1:{http}", grpc=f"127.0.0.1:{grpc_port}")
     finally:
-        podman("rm", "--force", "--ignore", name)
+        podman("rm", "--force", "--ignore", "--volumes", name)
         subprocess.run(["rm", "-rf", storage])
 
 
