@@ -15,7 +15,7 @@ SECTIONS = {  # name, which is also its module's: what it measures
     "batching": "does an image's input gradient depend on the batch it is computed in",
     "slots": "which module makes an image depend on its neighbours or slot in a group of G",
     "drawing": "param fft against lucent's render_vis and the pixel default",
-    "png": "does a PNG encoder let a second thread work (Pillow's, and the GPU worker's threaded one)",
+    "png": "does Pillow's PNG encoder let a second thread work (a GPU worker encodes in threads)",
     "soak": "clients mixing every operation on make serve-cluster, one replica killed on the way",
     "memory": "each operation's worker in-process from its start, the soak's requests: resident memory, anonymous and file-backed",
     "fronts": "activations over TorchServe's HTTP and over the KServe predictor's OIP gRPC, side by side",

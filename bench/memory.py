@@ -21,10 +21,9 @@ import tempfile
 import time
 
 from .cli import section_parser
-from .soak import SMALL_VISUALIZE, photo
+from .soak import MODELS as OPERATIONS, SMALL_VISUALIZE, photo
 from .table import Report
 
-OPERATIONS = ["visualize", "activations", "deconv", "saliency", "gradcam", "occlusion", "layers", "filters"]
 WEIGHTS_INFO = {"source": "random", "seed": 0, "trained": False, "sha256": "0" * 64}
 COLUMNS = ["operation", "requests", "seconds", "resident (MB)", "anonymous (MB)", "file-backed (MB)",
            "of it the weights file (MB)"]

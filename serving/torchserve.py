@@ -39,6 +39,11 @@ read_properties = _readiness.read_properties
 registered_models = _readiness.registered_models  # load_models, or a model_snapshot's names
 
 
+def temp_dir(tmpdir: str | None = None) -> str:
+    """The temp dir of the TorchServe that `tmpdir` names: its pid file and its unpacked archives."""
+    return tmpdir or tempfile.gettempdir()
+
+
 def server_env(tmpdir: str | None = None) -> dict:
     env = dict(os.environ, JAVA_HOME=java_home())
     env["PATH"] = os.path.join(env["JAVA_HOME"], "bin") + os.pathsep + BIN + os.pathsep + env.get("PATH", "")
@@ -46,7 +51,7 @@ def server_env(tmpdir: str | None = None) -> dict:
         env["TMPDIR"] = tmpdir
     # Java reads no TMPDIR: without this the frontend unpacks every model's archive into the system
     # temp dir, where stop() would not find it and a killed server's copies would stay.
-    unpack_into = f"-Djava.io.tmpdir={tmpdir or tempfile.gettempdir()}"
+    unpack_into = f"-Djava.io.tmpdir={temp_dir(tmpdir)}"
     env["JAVA_TOOL_OPTIONS"] = " ".join(filter(None, [os.environ.get("JAVA_TOOL_OPTIONS"), unpack_into]))
     return env
 
@@ -137,7 +142,7 @@ def stop(tmpdir: str | None = None, quiet: bool = False):
     leaves each in <temp>/models/<random id>, a copy of the weights per model and start)."""
     subprocess.run([os.path.join(BIN, "torchserve"), "--stop"], env=server_env(tmpdir), check=False,
                    stdout=subprocess.DEVNULL if quiet else None)
-    temp = tmpdir or tempfile.gettempdir()
+    temp = temp_dir(tmpdir)
     if os.path.exists(os.path.join(temp, ".model_server.pid")):
         return  # still running
     models = os.path.join(temp, "models")

@@ -96,7 +96,7 @@ KSERVE_PORTS = {"http": 18280, "grpc": 18281}
 
 @pytest.fixture(scope="session")
 def kserve_predictor(served, tmp_path_factory):
-    """One predictor per session, from the suite's TorchServe archive (the same weights), with a
+    """One predictor for the whole test run, from the suite's TorchServe archive (the same weights), with a
     result cache of its own: an image equal to TorchServe's is computed, not read back."""
     from serving import kserve
     work = tmp_path_factory.mktemp("kserve")

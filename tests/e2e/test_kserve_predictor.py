@@ -1,4 +1,4 @@
-"""The KServe predictor (kserve_predictor/, one process for the session) through tritonclient, over
+"""The KServe predictor (kserve_predictor/, one process for the whole test run) through tritonclient, over
 REST (binary and JSON tensors) and gRPC: every operation answers what the suite's TorchServe
 answers for the same fields; refusals name the field as TorchServe's do; versions, metadata,
 KServe's v1 protocol; the event loop answers while a batch runs; it listens on loopback alone."""
